@@ -1,0 +1,1 @@
+"""The `clean` stage: one small module per step, chained by `pipeline.py`."""

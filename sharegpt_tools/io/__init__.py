@@ -1,0 +1,1 @@
+"""Streaming readers for raw dumps and atomic Parquet writers."""

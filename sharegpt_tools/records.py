@@ -1,0 +1,92 @@
+"""The conversation record and the reject reasons, defined once for every stage.
+
+Field names here are the data contract of `data/clean/` (see schemas/conversation.schema.json).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import pyarrow as pa
+
+ROLE_HUMAN = "human"
+ROLE_GPT = "gpt"
+ROLE_SYSTEM = "system"
+
+# Speaker spellings seen in public ShareGPT-style dumps, mapped to the three roles we keep.
+ROLE_ALIASES: dict[str, str] = {
+    "human": ROLE_HUMAN,
+    "user": ROLE_HUMAN,
+    "gpt": ROLE_GPT,
+    "chatgpt": ROLE_GPT,
+    "assistant": ROLE_GPT,
+    "bard": ROLE_GPT,
+    "bing": ROLE_GPT,
+    "model": ROLE_GPT,
+    "system": ROLE_SYSTEM,
+}
+
+MODEL_GPT4 = "gpt-4"
+MODEL_GPT35 = "gpt-3.5"
+MODEL_UNKNOWN = "unknown"
+
+
+class Reason(StrEnum):
+    """Stable reject codes: scripts and later stages match on these strings."""
+
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_ID = "missing_id"
+    MISSING_CONVERSATIONS = "missing_conversations"
+    TURN_NOT_AN_OBJECT = "turn_not_an_object"
+    VALUE_NOT_A_STRING = "value_not_a_string"
+    UNKNOWN_ROLE = "unknown_role"
+    EMPTY_TURN = "empty_turn"
+    TURN_TOO_LONG = "turn_too_long"
+    NOT_ALTERNATING = "not_alternating"
+    TOO_SHORT = "too_short"
+    DUPLICATE_ID = "duplicate_id"
+    EXACT_DUPLICATE = "exact_duplicate"
+    NEAR_DUPLICATE = "near_duplicate"
+    LANGUAGE_FILTERED = "language_filtered"
+    REFUSAL = "refusal"
+
+
+class Rejected(Exception):
+    """Raised by a cleaning step: the row goes to rejects.parquet with this reason and detail."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+TURN_TYPE = pa.struct([("from", pa.string()), ("value", pa.string())])
+
+CLEAN_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("conversations", pa.list_(TURN_TYPE)),
+        ("model", pa.string()),
+        ("model_evidence", pa.string()),
+        ("language", pa.string()),
+        ("language_score", pa.float32()),
+        # Indexes into `conversations` of assistant turns that matched a refusal phrase under
+        # `--refusals mark`; `label` gives them weight 0 (kept as context, no loss).
+        ("refusal_turns", pa.list_(pa.int32())),
+        ("num_turns", pa.int32()),
+        ("num_chars", pa.int64()),
+        ("source", pa.string()),  # input file name and row number, for tracing a record back
+    ]
+)
+
+REJECTS_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("source", pa.string()),
+        ("original", pa.string()),  # the input row as JSON text, so nothing is ever lost
+    ]
+)
