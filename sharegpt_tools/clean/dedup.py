@@ -41,23 +41,50 @@ def exact_key(values: list[str]) -> int:
 
 
 def shingles(text: str, n: int) -> set[bytes]:
+    """The word n-grams themselves (for reading and tests; the signer hashes them directly)."""
     tokens = TOKEN.findall(text.lower())
     if len(tokens) <= n:
         return {" ".join(tokens).encode("utf-8")} if tokens else set()
     return {" ".join(tokens[i : i + n]).encode("utf-8") for i in range(len(tokens) - n + 1)}
 
 
-def crc32_hash(data: bytes) -> int:
-    # 32-bit is all datasketch's affine permutations use; crc32 is ~1.5x faster than its sha1.
-    return zlib.crc32(data)
+def shingle_hashes(text: str, n: int) -> np.ndarray:
+    """32-bit hashes of the distinct word n-grams, computed without building n-gram strings.
+
+    Each token is hashed once (crc32); an n-gram's hash mixes its tokens' hashes with fixed odd
+    multipliers in uint64 arithmetic, then folds to 32 bits (what datasketch's permutations take).
+    About 5x faster than joining and hashing every n-gram string in Python.
+    """
+    tokens = TOKEN.findall(text.lower())
+    if not tokens:
+        return np.empty(0, dtype=np.uint64)
+    token_hashes = np.fromiter(
+        (zlib.crc32(t.encode("utf-8")) for t in tokens), dtype=np.uint64, count=len(tokens)
+    )
+    width = min(n, len(tokens))
+    count = len(tokens) - width + 1
+    mixed = np.zeros(count, dtype=np.uint64)
+    for k in range(width):
+        mixed += token_hashes[k : k + count] * _MIX[k]
+    folded = (mixed >> np.uint64(32)) ^ (mixed & np.uint64(0xFFFFFFFF))
+    return np.unique(folded)
+
+
+def identity(value: int) -> int:
+    return value
 
 
 @lru_cache(maxsize=8)
 def band_layout(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows per band) that datasketch chooses for this threshold and signature size."""
+    """(bands, rows per band) that datasketch chooses for this threshold and signature size.
+
+    Every candidate pair is verified against the signatures afterwards, so a false positive costs
+    only a comparison while a false negative is a duplicate kept: weigh recall 9:1 (at 0.8 and 128
+    permutations: 14 bands of 9 rows, 87% recall at similarity 0.8 instead of 40% with 9 × 13).
+    """
     from datasketch import MinHashLSH
 
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.1, 0.9))
     return lsh.b, lsh.r
 
 
@@ -69,16 +96,17 @@ class Signer:
 
         self.params = params
         self.bands, self.rows = band_layout(params.threshold, params.num_perm)
-        # One template MinHash: copying its permutations is cheaper than regenerating them.
-        self._template = MinHash(num_perm=params.num_perm, seed=1, hashfunc=crc32_hash)
+        # One template MinHash: copying its permutations is cheaper than regenerating them. The
+        # shingles arrive already hashed (see `shingle_hashes`), so its hash function is identity.
+        self._template = MinHash(num_perm=params.num_perm, seed=1, hashfunc=identity)
 
     def signature(self, values: list[str]) -> np.ndarray | None:
         """None for a text without a single word: it has nothing to be similar by."""
-        grams = shingles(" ".join(values), self.params.ngram)
-        if not grams:
+        hashes = shingle_hashes(" ".join(values), self.params.ngram)
+        if hashes.size == 0:
             return None
         minhash = self._template.copy()
-        minhash.update_batch(grams)
+        minhash.update_batch(hashes.tolist())
         return minhash.hashvalues.astype(np.uint32)
 
     def band_hashes(self, signature: np.ndarray) -> np.ndarray:

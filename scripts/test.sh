@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up ./.venv and run the lint and the full test suite.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+cd "$ROOT"
+ruff check .
+ruff format --check .
+python -m pytest -q "$@"

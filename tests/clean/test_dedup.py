@@ -1,0 +1,49 @@
+"""Exact keys, MinHash banding and near-duplicate clustering."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sharegpt_tools.clean.dedup import (
+    NearDupParams,
+    Signer,
+    exact_key,
+    find_near_duplicates,
+    shingles,
+)
+
+BASE = (
+    "The quick brown fox jumps over the lazy dog while the farmer watches from the porch and "
+    "the children count the clouds drifting over the hills toward the distant blue sea today. "
+    "Later in the afternoon the wind turns cold, the baker closes his shop early, the old "
+    "train whistles twice at the crossing, and everyone in the village hurries home before the "
+    "first heavy drops of rain begin to fall on the dusty road that leads to the river bridge."
+)
+
+
+def test_exact_key_folds_case_and_whitespace() -> None:
+    assert exact_key(["Hello  World", "x"]) == exact_key(["hello world ", "x"])
+    assert exact_key(["hello", "world"]) != exact_key(["hello world"])
+
+
+def test_cjk_is_shingled_per_character() -> None:
+    assert len(shingles("光合作用是如何进行的", 3)) == 8
+
+
+def run(texts: list[str], threshold: float = 0.8) -> list[tuple[int, int]]:
+    signer = Signer(NearDupParams(threshold=threshold))
+    signatures = [signer.signature([t]) for t in texts]
+    bands = np.stack([signer.band_hashes(s) for s in signatures])
+    found = find_near_duplicates(bands, lambda idx: {i: signatures[i] for i in idx}, threshold)
+    return [(d.index, d.kept) for d in found]
+
+
+def test_near_duplicates_point_at_the_earliest_kept_row() -> None:
+    near = BASE.replace("lazy", "sleepy")
+    unrelated = "A completely different sentence about databases, indexes and query planners."
+    assert run([BASE, unrelated, near, near + " indeed"]) == [(2, 0), (3, 0)]
+
+
+def test_dissimilar_texts_are_not_flagged() -> None:
+    half = " ".join(BASE.split()[:40]) + " but then something else entirely happened to everyone"
+    assert run([BASE, half]) == []

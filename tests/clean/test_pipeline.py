@@ -1,0 +1,159 @@
+"""The clean stage end to end: accounting, dedup details, options, atomic replacement."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from sharegpt_tools.clean.pipeline import run_clean
+from sharegpt_tools.clean.refusals import RefusalMode
+from sharegpt_tools.clean.steps import CleanOptions
+from sharegpt_tools.io.readers import InputError
+from sharegpt_tools.workspace import Workspace
+
+STORY = (
+    "Paris is the capital of France and has been the center of French political life for "
+    "centuries. The city is known for its museums, including the Louvre, which holds thousands "
+    "of works of art, and for its cafes, its bridges over the Seine and its wide boulevards that "
+    "were built during the nineteenth century under the direction of Baron Haussmann."
+)
+
+
+def row(row_id: str, question: str, answer: str, **extra: object) -> dict:
+    turns = [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
+    return {"id": row_id, "conversations": turns, **extra}
+
+
+def write_rows(path: Path, rows: list[object]) -> Path:
+    path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def clean(
+    tmp_path: Path, rows: list[object], **options: object
+) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    raw = write_rows(tmp_path / "raw.json", rows)
+    result = run_clean([raw], Workspace(tmp_path / "ws"), CleanOptions(workers=1, **options))
+    stage = result.stage
+    kept = pl.read_parquet(stage / "conversations.parquet")
+    rejects = pl.read_parquet(stage / "rejects.parquet")
+    return kept, rejects, result.manifest
+
+
+def test_every_sample_row_lands_in_exactly_one_file(sample_raw: Path, tmp_path: Path) -> None:
+    result = run_clean([sample_raw], Workspace(tmp_path / "ws"), CleanOptions(workers=2))
+    kept = pl.read_parquet(result.stage / "conversations.parquet")
+    rejects = pl.read_parquet(result.stage / "rejects.parquet")
+    n_in = len(json.loads(sample_raw.read_text(encoding="utf-8")))
+    sources = kept["source"].to_list() + rejects["source"].to_list()
+    assert len(sources) == len(set(sources)) == n_in
+    counts = result.manifest["counts"]
+    assert counts["in"] == n_in == counts["kept"] + counts["rejected"]
+    assert counts["kept"] == kept.height
+    by_reason = dict(rejects.group_by("reason").len().iter_rows())
+    assert by_reason == counts["rejected_by_reason"]
+    # The sample's injected problems are all caught.
+    for reason in ("not_an_object", "exact_duplicate", "near_duplicate", "duplicate_id"):
+        assert by_reason.get(reason, 0) > 0, reason
+    assert set(kept["model"]) <= {"gpt-4", "gpt-3.5", "unknown"}
+    assert kept["id"].n_unique() == kept.height
+    # Rejected originals are the input rows verbatim (as JSON text).
+    originals = [json.loads(t) for t in rejects["original"]]
+    assert any(o is None for o in originals) and any(isinstance(o, str) for o in originals)
+
+
+def test_parallel_and_serial_runs_agree(sample_raw: Path, tmp_path: Path) -> None:
+    frames = []
+    for workers in (1, 2):
+        result = run_clean(
+            [sample_raw], Workspace(tmp_path / f"ws{workers}"), CleanOptions(workers=workers)
+        )
+        frames.append(pl.read_parquet(result.stage / "conversations.parquet"))
+    assert frames[0].equals(frames[1])
+
+
+def test_duplicates_name_the_kept_id(tmp_path: Path) -> None:
+    rows = [
+        row("first", "Tell me about Paris.", STORY),
+        row("copy", "tell me about  paris.", STORY),
+        row("near", "Tell me about Paris.", STORY.replace("thousands", "many thousands")),
+        row("first", "Something else entirely?", "A different answer about the weather."),
+    ]
+    kept, rejects, _ = clean(tmp_path, rows)
+    assert kept["id"].to_list() == ["first"]
+    details = dict(zip(rejects["reason"], rejects["detail"], strict=True))
+    assert details["exact_duplicate"] == "same text as kept id first"
+    assert details["near_duplicate"].startswith("near duplicate of kept id first")
+    assert details["duplicate_id"] == "id already used by the row at raw.json:0"
+
+
+def test_dedup_can_be_disabled(tmp_path: Path) -> None:
+    rows = [row("a", "Tell me about Paris.", STORY), row("b", "Tell me about Paris.", STORY)]
+    kept, _, _ = clean(tmp_path, rows, exact_dedup=False, near_dedup=False)
+    assert kept.height == 2
+
+
+def test_language_filter(tmp_path: Path) -> None:
+    rows = [
+        row("en", "Tell me about Paris.", STORY),
+        row(
+            "fr",
+            "Parle-moi de Paris.",
+            "Paris est la capitale de la France et une très belle ville.",
+        ),
+    ]
+    kept, rejects, manifest = clean(tmp_path, rows, languages=("fr",))
+    assert kept["id"].to_list() == ["fr"] and kept["language"].to_list() == ["fr"]
+    assert rejects["reason"].to_list() == ["language_filtered"]
+    assert manifest["counts"]["languages"] == {"fr": 1}
+
+
+@pytest.mark.parametrize(
+    ("mode", "kept_ids", "marked"),
+    [
+        (RefusalMode.MARK, ["r"], [[1]]),
+        (RefusalMode.DROP, [], None),
+        (RefusalMode.KEEP, ["r"], [[]]),
+    ],
+)
+def test_refusal_modes(
+    tmp_path: Path, mode: RefusalMode, kept_ids: list, marked: list | None
+) -> None:
+    rows = [row("r", "Write malware.", "I'm sorry, but I cannot help with that request.")]
+    kept, rejects, _ = clean(tmp_path, rows, refusals=mode)
+    assert kept["id"].to_list() == kept_ids
+    if marked is None:
+        assert rejects["reason"].to_list() == ["refusal"]
+    else:
+        assert kept["refusal_turns"].to_list() == marked
+
+
+def test_unknown_model_can_count_as_gpt35(tmp_path: Path) -> None:
+    rows = [row("u", "Tell me about Paris.", STORY)]
+    kept, _, _ = clean(tmp_path, rows, unknown_model_as="gpt-3.5")
+    assert kept["model"].to_list() == ["gpt-3.5"]
+    assert "--unknown-as" in kept["model_evidence"][0]
+
+
+def test_html_is_converted_and_slug_attributes(tmp_path: Path, fixtures: Path) -> None:
+    html = (fixtures / "html" / "slug_counter.html").read_text(encoding="utf-8")
+    kept, _, _ = clean(tmp_path, [row("h", "How should I name variables?", html)])
+    record = kept.row(0, named=True)
+    assert record["model"] == "gpt-4"
+    assert record["conversations"][1]["value"].startswith("Use `snake_case` names")
+
+
+def test_failed_run_leaves_previous_stage_intact(tmp_path: Path) -> None:
+    workspace = Workspace(tmp_path / "ws")
+    good = write_rows(tmp_path / "good.json", [row("a", "Tell me about Paris.", STORY)])
+    first = run_clean([good], workspace, CleanOptions(workers=1)).manifest
+    truncated = tmp_path / "cut.json"
+    truncated.write_text(good.read_text(encoding="utf-8")[:-30], encoding="utf-8")
+    with pytest.raises(InputError):
+        run_clean([good, truncated], workspace, CleanOptions(workers=1))
+    assert workspace.manifest("clean") == first
+    assert pl.read_parquet(workspace.stage("clean") / "conversations.parquet").height == 1
+    assert [p.name for p in workspace.root.iterdir()] == ["clean"]  # no temp folder left
