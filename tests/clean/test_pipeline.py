@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -157,3 +158,18 @@ def test_failed_run_leaves_previous_stage_intact(tmp_path: Path) -> None:
     assert workspace.manifest("clean") == first
     assert pl.read_parquet(workspace.stage("clean") / "conversations.parquet").height == 1
     assert [p.name for p in workspace.root.iterdir()] == ["clean"]  # no temp folder left
+
+
+def test_jsonl_bad_lines_are_rejected_and_counted(tmp_path: Path) -> None:
+    good = json.dumps(row("a", "Tell me about Paris.", STORY)).encode()
+    raw = tmp_path / "raw.jsonl.gz"
+    raw.write_bytes(gzip.compress(b"\n".join([good, b'{"id": "caf\xe9"}', b"{not json", b"7"])))
+    result = run_clean([raw], Workspace(tmp_path / "ws"), CleanOptions(workers=1))
+    counts = result.manifest["counts"]
+    assert counts["in"] == 4 and counts["kept"] == 1
+    assert counts["rejected_by_reason"] == {
+        "invalid_utf8": 1,
+        "invalid_json": 1,
+        "not_an_object": 1,
+    }
+    assert result.manifest["inputs"][0]["rows"] == 4
