@@ -27,19 +27,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sharegpt_tools import __version__
+from sharegpt_tools.clean.batches import (
+    CANDIDATE_SCHEMA,
+    SPILLED_COLUMNS,
+    ChunkResult,
+    clean_chunk,
+)
 from sharegpt_tools.clean.dedup import band_layout, find_near_duplicates
-from sharegpt_tools.clean.steps import CleanOptions, Outcome, RowCleaner
+from sharegpt_tools.clean.steps import CleanOptions, RowCleaner
 from sharegpt_tools.io.readers import RawRow, RowReader
-from sharegpt_tools.io.writers import ParquetBatchWriter
 from sharegpt_tools.records import CLEAN_SCHEMA, REJECTS_SCHEMA, Reason
 from sharegpt_tools.workspace import MANIFEST, Workspace, fingerprint, write_json_atomic
 
 CONVERSATIONS = "conversations.parquet"
 REJECTS = "rejects.parquet"
 CANDIDATES = ".candidates.parquet"
-CANDIDATE_SCHEMA = CLEAN_SCHEMA.append(pa.field("_signature", pa.binary())).append(
-    pa.field("_original", pa.string())
-)
+SPILLED_SCHEMA = pa.schema([CANDIDATE_SCHEMA.field(name) for name in SPILLED_COLUMNS])
 
 ProgressCallback = Callable[[int, int, int], None]  # (bytes read, total bytes, rows read)
 
@@ -61,9 +64,9 @@ def _init_worker(options: CleanOptions) -> None:
     _worker_cleaner = RowCleaner(options)
 
 
-def _clean_chunk(rows: list[RawRow]) -> list[Outcome]:
+def _clean_chunk_in_worker(rows: list[RawRow]) -> ChunkResult:
     assert _worker_cleaner is not None, "worker used before its initializer ran"
-    return [_worker_cleaner.clean(row) for row in rows]
+    return clean_chunk(_worker_cleaner, rows)
 
 
 def worker_count(requested: int) -> int:
@@ -76,25 +79,25 @@ def chunked(rows: Iterable[RawRow], size: int) -> Iterator[list[RawRow]]:
         yield chunk
 
 
-def clean_rows(rows: Iterable[RawRow], options: CleanOptions) -> Iterator[Outcome]:
-    """Outcomes in input order; at most a few chunks in flight, so reading never runs ahead."""
+def clean_chunks(rows: Iterable[RawRow], options: CleanOptions) -> Iterator[ChunkResult]:
+    """Chunk results in input order; at most a few chunks in flight, so reading never runs ahead."""
     workers = worker_count(options.workers)
     if workers == 1:
         cleaner = RowCleaner(options)
-        yield from (cleaner.clean(row) for row in rows)
+        yield from (clean_chunk(cleaner, chunk) for chunk in chunked(rows, options.batch_size))
         return
     # spawn, not fork: the parent holds Arrow/polars thread pools that a fork would copy mid-flight.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(options,)
     ) as pool:
-        pending: deque[Future[list[Outcome]]] = deque()
+        pending: deque[Future[ChunkResult]] = deque()
         for chunk in chunked(rows, options.batch_size):
-            pending.append(pool.submit(_clean_chunk, chunk))
+            pending.append(pool.submit(_clean_chunk_in_worker, chunk))
             if len(pending) >= 2 * workers:
-                yield from pending.popleft().result()
+                yield pending.popleft().result()
         while pending:
-            yield from pending.popleft().result()
+            yield pending.popleft().result()
 
 
 # --- main side ------------------------------------------------------------------------------------
@@ -125,23 +128,16 @@ class Accounting:
 
 class RejectSink:
     def __init__(self, path: Path, accounting: Accounting) -> None:
-        self.writer = ParquetBatchWriter(path, REJECTS_SCHEMA)
+        self.writer = pq.ParquetWriter(path, REJECTS_SCHEMA, compression="zstd")
         self.accounting = accounting
 
-    def reject(
-        self, row_id: str | None, reason: str, detail: str, source: str, original: str
-    ) -> None:
-        reason = str(reason)  # Reason members are str subclasses; JSON wants plain str keys
-        self.accounting.rejected[reason] += 1
-        self.writer.write(
-            {
-                "id": row_id,
-                "reason": reason,
-                "detail": detail,
-                "source": source,
-                "original": original,
-            }
-        )
+    def write(self, rejects: pa.RecordBatch | pa.Table) -> None:
+        if rejects.num_rows:
+            self.accounting.rejected.update(rejects.column("reason").to_pylist())
+            self.writer.write(rejects)
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 class DedupState:
@@ -153,19 +149,17 @@ class DedupState:
         self.exact: dict[int, str] = {}  # exact key -> id kept
         self.bands = bytearray()
 
-    def verdict(self, outcome: Outcome) -> tuple[str, str] | None:
-        assert outcome.id is not None
-        if outcome.id in self.ids:
-            return Reason.DUPLICATE_ID, f"id already used by the row at {self.ids[outcome.id]}"
-        if self.options.exact_dedup and outcome.exact in self.exact:
-            return Reason.EXACT_DUPLICATE, f"same text as kept id {self.exact[outcome.exact]}"
+    def verdict(self, row_id: str, exact: int) -> tuple[str, str] | None:
+        if row_id in self.ids:
+            return Reason.DUPLICATE_ID, f"id already used by the row at {self.ids[row_id]}"
+        if self.options.exact_dedup and exact in self.exact:
+            return Reason.EXACT_DUPLICATE, f"same text as kept id {self.exact[exact]}"
         return None
 
-    def remember(self, outcome: Outcome) -> None:
-        assert outcome.id is not None
-        self.ids[outcome.id] = outcome.source
-        self.exact.setdefault(outcome.exact, outcome.id)
-        self.bands += outcome.bands
+    def remember(self, row_id: str, exact: int, source: str, bands: bytes) -> None:
+        self.ids[row_id] = source
+        self.exact.setdefault(exact, row_id)
+        self.bands += bands
 
 
 def run_clean(
@@ -181,11 +175,15 @@ def run_clean(
     with workspace.writing_stage("clean") as out:
         rejects = RejectSink(out / REJECTS, accounting)
         state = DedupState(options)
-        with ParquetBatchWriter(out / CANDIDATES, CANDIDATE_SCHEMA) as candidates:
-            for outcome in clean_rows(reader, options):
-                accounting.rows_in += 1
-                route_outcome(outcome, state, rejects, candidates, accounting)
-                if progress and accounting.rows_in % 256 == 0:
+        # The spill is temporary: lz4 costs the main process far less than zstd on the originals.
+        spill = pq.ParquetWriter(out / CANDIDATES, SPILLED_SCHEMA, compression="lz4")
+        with spill as candidates:
+            for chunk in clean_chunks(reader, options):
+                accounting.rows_in += chunk.kept.num_rows + chunk.rejects.num_rows
+                accounting.fixes.update(chunk.fixes)
+                rejects.write(chunk.rejects)
+                route_candidates(chunk.kept, state, rejects, candidates)
+                if progress:
                     progress(reader.bytes_read, reader.total_bytes, accounting.rows_in)
         if progress:
             progress(reader.total_bytes, reader.total_bytes, accounting.rows_in)
@@ -194,7 +192,7 @@ def run_clean(
         near = near_duplicates(out / CANDIDATES, state, options)
         timings["near_dedup_s"] = time.perf_counter() - started - timings["read_and_clean_s"]
         write_conversations(out, near, rejects, accounting)
-        rejects.writer.close()
+        rejects.close()
         (out / CANDIDATES).unlink()
         timings["total_s"] = time.perf_counter() - started
         manifest = build_manifest(reader.inputs, options, accounting, timings)
@@ -202,25 +200,44 @@ def run_clean(
     return CleanResult(workspace.stage("clean"), manifest, accounting.to_json())
 
 
-def route_outcome(
-    outcome: Outcome,
-    state: DedupState,
-    rejects: RejectSink,
-    candidates: ParquetBatchWriter,
-    accounting: Accounting,
+def route_candidates(
+    batch: pa.RecordBatch, state: DedupState, rejects: RejectSink, candidates: pq.ParquetWriter
 ) -> None:
-    if outcome.reason is not None:
-        rejects.reject(outcome.id, outcome.reason, outcome.detail, outcome.source, outcome.original)
+    """Duplicate ids and exact duplicates across chunks go to rejects; the rest is spilled."""
+    if not batch.num_rows:
         return
-    verdict = state.verdict(outcome)
-    if verdict is not None:
-        rejects.reject(outcome.id, verdict[0], verdict[1], outcome.source, outcome.original)
-        return
-    state.remember(outcome)
-    accounting.fixes.update(outcome.notes)
-    assert outcome.record is not None
-    candidates.write(
-        {**outcome.record, "_signature": outcome.signature, "_original": outcome.original}
+    ids = batch.column("id").to_pylist()
+    exact = batch.column("_exact").to_pylist()
+    sources = batch.column("source").to_pylist()
+    bands = batch.column("_bands").to_pylist()
+    keep = np.ones(batch.num_rows, dtype=bool)
+    reasons: list[str] = []
+    details: list[str] = []
+    for i, row_id in enumerate(ids):
+        verdict = state.verdict(row_id, exact[i])
+        if verdict is None:
+            state.remember(row_id, exact[i], sources[i], bands[i])
+        else:
+            keep[i] = False
+            reasons.append(str(verdict[0]))
+            details.append(verdict[1])
+    if reasons:
+        dropped = batch.filter(pa.array(~keep))
+        rejects.write(reject_rows(dropped, reasons, details))
+    candidates.write(batch.filter(pa.array(keep)).select(SPILLED_SCHEMA.names))
+
+
+def reject_rows(batch: pa.RecordBatch, reasons: list[str], details: list[str]) -> pa.RecordBatch:
+    """Rejects for rows that had passed the per-row steps (their original JSON is carried along)."""
+    return pa.RecordBatch.from_arrays(
+        [
+            batch.column("id"),
+            pa.array(reasons, pa.string()),
+            pa.array(details, pa.string()),
+            batch.column("source"),
+            batch.column("_original"),
+        ],
+        schema=REJECTS_SCHEMA,
     )
 
 
@@ -268,19 +285,15 @@ def write_conversations(
     offset = 0
     with pq.ParquetWriter(out / CONVERSATIONS, CLEAN_SCHEMA, compression="zstd") as writer:
         for batch in pq.ParquetFile(out / CANDIDATES).iter_batches(batch_size=2000):
-            keep = np.ones(batch.num_rows, dtype=bool)
-            for i in range(batch.num_rows):
-                if offset + i in near:
-                    keep[i] = False
-                    rejects.reject(
-                        batch.column("id")[i].as_py(),
-                        Reason.NEAR_DUPLICATE,
-                        near[offset + i],
-                        batch.column("source")[i].as_py(),
-                        batch.column("_original")[i].as_py(),
-                    )
-            kept = pa.Table.from_batches([batch]).filter(pa.array(keep)).select(CLEAN_SCHEMA.names)
-            writer.write_table(kept.cast(CLEAN_SCHEMA))
+            positions = range(offset, offset + batch.num_rows)
+            keep = np.fromiter((p not in near for p in positions), dtype=bool, count=batch.num_rows)
+            if not keep.all():
+                dropped = batch.filter(pa.array(~keep))
+                details = [near[p] for p in positions if p in near]
+                reasons = [str(Reason.NEAR_DUPLICATE)] * len(details)
+                rejects.write(reject_rows(dropped, reasons, details))
+            kept = batch.filter(pa.array(keep)).select(CLEAN_SCHEMA.names)
+            writer.write(kept)
             accounting.kept += kept.num_rows
             accounting.models.update(kept.column("model").to_pylist())
             accounting.languages.update(kept.column("language").to_pylist())

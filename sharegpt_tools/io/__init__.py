@@ -1,1 +1,1 @@
-"""Streaming readers for raw dumps and atomic Parquet writers."""
+"""Streaming readers for raw dumps (JSON arrays, JSON lines, Parquet; plain, .gz or .zst)."""
