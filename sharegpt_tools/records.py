@@ -81,6 +81,16 @@ CLEAN_SCHEMA = pa.schema(
     ]
 )
 
+# `label` adds the C-RLFT fields. `turn_weights` has one entry per turn: a multiplier of the class
+# weight for that turn's tokens (1.0, or 0.0 for an assistant turn kept only as context, such as a
+# refusal that `clean --refusals mark` flagged). Only assistant turns are ever supervised.
+LABELED_SCHEMA = (
+    CLEAN_SCHEMA.append(pa.field("class", pa.string()))
+    .append(pa.field("weight", pa.float32()))
+    .append(pa.field("condition", pa.string()))
+    .append(pa.field("turn_weights", pa.list_(pa.float32())))
+)
+
 REJECTS_SCHEMA = pa.schema(
     [
         ("id", pa.string()),

@@ -12,14 +12,30 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
 
+from sharegpt_tools import __version__
+
 STAGES = ("raw", "clean", "labeled", "subsampled", "tokenized")
 MANIFEST = "manifest.json"
+CONVERSATIONS = "conversations.parquet"
+REJECTS = "rejects.parquet"
+# What a user runs to produce each stage: named in the error when a stage is missing.
+PRODUCED_BY = {
+    "clean": "sharegpt-tools clean RAW.json",
+    "labeled": "sharegpt-tools label --rules examples/sources.yaml",
+    "subsampled": "sharegpt-tools subsample --class NAME --ratio R",
+    "tokenized": "sharegpt-tools tokenize --tokenizer PATH",
+}
+
+
+class StageError(Exception):
+    """A stage that is missing, incomplete or stale: printed as one line, no traceback."""
 
 
 class Workspace:
@@ -32,6 +48,19 @@ class Workspace:
     def manifest(self, name: str) -> dict:
         path = self.stage(name) / MANIFEST
         return json.loads(path.read_text(encoding="utf-8"))
+
+    def require(self, name: str) -> dict:
+        """The manifest of a stage that must exist, or a StageError saying how to make it."""
+        path = self.stage(name) / MANIFEST
+        if not path.is_file():
+            raise StageError(
+                f"{self.stage(name)} does not exist (or is incomplete): run "
+                f"`{PRODUCED_BY.get(name, name)} -w {self.root}` first"
+            )
+        try:
+            return self.manifest(name)
+        except json.JSONDecodeError as exc:
+            raise StageError(f"{path} is not valid JSON ({exc}): re-run that stage") from exc
 
     @contextmanager
     def writing_stage(self, name: str) -> Iterator[Path]:
@@ -67,3 +96,35 @@ def fingerprint(obj: object) -> str:
     """A short stable hash of any JSON-able description (inputs, options, parent stage)."""
     data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+def stage_manifest(
+    stage: str,
+    options: dict,
+    counts: dict,
+    timings: dict[str, float],
+    parent: dict | None = None,
+    inputs: list[dict] | None = None,
+    **extra: object,
+) -> dict:
+    """The manifest every stage writes: what it read, how, what came out, how long it took.
+
+    The fingerprint covers the parent's fingerprint (or the inputs' hashes), the options and the
+    tool version, so a downstream stage can tell whether it was made from the current upstream.
+    """
+    origin = parent["fingerprint"] if parent else [i["sha256"] for i in inputs or []]
+    return {
+        "stage": stage,
+        "tool": "sharegpt-tools",
+        "version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "inputs": inputs or [],
+        "options": options,
+        "fingerprint": fingerprint({"origin": origin, "options": options, "v": __version__}),
+        "parent": {"stage": parent["stage"], "fingerprint": parent["fingerprint"]}
+        if parent
+        else None,
+        "counts": counts,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        **extra,
+    }

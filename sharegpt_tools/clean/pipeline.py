@@ -26,7 +26,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sharegpt_tools import __version__
 from sharegpt_tools.clean.batches import (
     CANDIDATE_SCHEMA,
     SPILLED_COLUMNS,
@@ -37,10 +36,15 @@ from sharegpt_tools.clean.dedup import band_layout, find_near_duplicates
 from sharegpt_tools.clean.steps import CleanOptions, RowCleaner
 from sharegpt_tools.io.readers import RawRow, RowReader
 from sharegpt_tools.records import CLEAN_SCHEMA, REJECTS_SCHEMA, Reason
-from sharegpt_tools.workspace import MANIFEST, Workspace, fingerprint, write_json_atomic
+from sharegpt_tools.workspace import (
+    CONVERSATIONS,
+    MANIFEST,
+    REJECTS,
+    Workspace,
+    stage_manifest,
+    write_json_atomic,
+)
 
-CONVERSATIONS = "conversations.parquet"
-REJECTS = "rejects.parquet"
 CANDIDATES = ".candidates.parquet"
 SPILLED_SCHEMA = pa.schema([CANDIDATE_SCHEMA.field(name) for name in SPILLED_COLUMNS])
 
@@ -305,19 +309,11 @@ def build_manifest(
 ) -> dict:
     counts = accounting.to_json()
     assert counts["in"] == counts["kept"] + counts["rejected"], "accounting invariant broken"
-    options_json = options.to_json()
-    return {
-        "stage": "clean",
-        "tool": "sharegpt-tools",
-        "version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "inputs": inputs,
-        "options": options_json,
-        "fingerprint": fingerprint(
-            {"inputs": [i["sha256"] for i in inputs], "options": options_json, "v": __version__}
-        ),
-        "parent": None,
-        "files": {"conversations": CONVERSATIONS, "rejects": REJECTS},
-        "counts": counts,
-        "timings": {k: round(v, 3) for k, v in timings.items()},
-    }
+    return stage_manifest(
+        "clean",
+        options.to_json(),
+        counts,
+        timings,
+        inputs=inputs,
+        files={"conversations": CONVERSATIONS, "rejects": REJECTS},
+    )

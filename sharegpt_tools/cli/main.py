@@ -6,6 +6,7 @@ import typer
 
 from sharegpt_tools import __version__
 from sharegpt_tools.cli import clean, sample
+from sharegpt_tools.cli import subsample as subsample_cli
 
 app = typer.Typer(
     name="sharegpt-tools",
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 app.command("sample")(sample.sample)
 app.command("clean")(clean.clean)
+app.command("subsample")(subsample_cli.subsample)
 
 
 def version_callback(value: bool) -> None:
