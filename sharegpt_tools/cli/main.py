@@ -6,6 +6,7 @@ import typer
 
 from sharegpt_tools import __version__
 from sharegpt_tools.cli import clean, sample
+from sharegpt_tools.cli import export as export_cli
 from sharegpt_tools.cli import subsample as subsample_cli
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.command("sample")(sample.sample)
 app.command("clean")(clean.clean)
 app.command("subsample")(subsample_cli.subsample)
+app.command("export")(export_cli.export)
 
 
 def version_callback(value: bool) -> None:
