@@ -47,6 +47,7 @@ def clean(
         list[Path],
         typer.Argument(
             help="Raw dumps: JSON array, JSON lines or Parquet, optionally .gz/.zst.",
+            metavar="RAW",
             exists=True,
             dir_okay=False,
             readable=True,
@@ -144,8 +145,9 @@ def clean(
     """Clean raw ShareGPT dumps into [bold]WORKSPACE/clean/[/]: HTML → Markdown, structure checks,
     exact and near dedup, language ID, GPT-4/GPT-3.5 attribution, refusal marking.
 
-    Every input row ends up in exactly one of conversations.parquet or rejects.parquet (with a
-    reason); manifest.json counts them. The stage is replaced atomically at the end of the run.
+    Every input row lands in conversations.parquet or, with a reason, in rejects.parquet.
+
+    manifest.json counts them; the stage is replaced atomically at the end of the run.
     """
     from sharegpt_tools.clean.pipeline import run_clean
     from sharegpt_tools.clean.steps import CleanOptions

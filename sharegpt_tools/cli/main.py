@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from sharegpt_tools import __version__
-from sharegpt_tools.cli import clean, sample
+from sharegpt_tools.cli import clean, label, sample
 from sharegpt_tools.cli import export as export_cli
 from sharegpt_tools.cli import subsample as subsample_cli
 
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 app.command("sample")(sample.sample)
 app.command("clean")(clean.clean)
+app.command("label")(label.label)
 app.command("subsample")(subsample_cli.subsample)
 app.command("export")(export_cli.export)
 
