@@ -16,9 +16,10 @@ UNDETERMINED = "und"
 FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.S)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
 URL = re.compile(r"https?://\S+")
-# fastText's cost grows with the text (~0.15 ms per 1,000 characters here); the first 600
-# characters of prose (about 100 words) decide the language of a conversation as well as all of it.
-MAX_CHARS_FOR_LID = 600
+# fastText's cost grows with the text (~0.18 ms per 1,000 characters here, the largest single cost
+# of `clean`). The first 400 characters of prose (about 70 words) decide the language as well as
+# 1,000 do: on the 20k-row sample every label agreed (300 characters: 99.93%).
+MAX_CHARS_FOR_LID = 400
 
 
 class LanguageIdentifier(Protocol):

@@ -266,42 +266,74 @@ def near_duplicates(candidates: Path, state: DedupState, options: CleanOptions) 
     }
 
 
-def read_signatures(candidates: Path, wanted: set[int]) -> dict[int, np.ndarray]:
-    found: dict[int, np.ndarray] = {}
-    offset = 0
-    for batch in pq.ParquetFile(candidates).iter_batches(columns=["_signature"]):
-        column = batch.column(0)
-        for i in range(len(column)):
-            if offset + i in wanted:
-                found[offset + i] = np.frombuffer(column[i].as_py(), dtype=np.uint32)
-        offset += len(column)
+def read_rows_at(spill: Path, wanted: set[int], columns: list[str]) -> dict[int, dict]:
+    """Some columns of the spilled rows at `wanted` positions, reading only their row groups.
+
+    Near duplicates are a few percent of the rows: touching just their row groups keeps pass 2
+    from decompressing every original row a second time.
+    """
+    parquet = pq.ParquetFile(spill)
+    found: dict[int, dict] = {}
+    start = 0
+    for group in range(parquet.metadata.num_row_groups):
+        size = parquet.metadata.row_group(group).num_rows
+        hits = [i for i in range(start, start + size) if i in wanted]
+        if hits:
+            rows = parquet.read_row_group(group, columns=columns, use_threads=False).to_pylist()
+            found.update((i, rows[i - start]) for i in hits)
+        start += size
     return found
 
 
-def read_ids(candidates: Path) -> list[str]:
-    return pq.read_table(candidates, columns=["id"]).column(0).to_pylist()
+def read_signatures(spill: Path, wanted: set[int]) -> dict[int, np.ndarray]:
+    rows = read_rows_at(spill, wanted, ["_signature"])
+    return {i: np.frombuffer(row["_signature"], dtype=np.uint32) for i, row in rows.items()}
+
+
+def read_ids(spill: Path) -> list[str]:
+    return pq.read_table(spill, columns=["id"]).column(0).to_pylist()
 
 
 def write_conversations(
     out: Path, near: dict[int, str], rejects: RejectSink, accounting: Accounting
 ) -> None:
     """Pass 2: candidates → conversations.parquet, near duplicates → rejects."""
+    spill = out / CANDIDATES
+    write_near_duplicate_rejects(spill, near, rejects)
     offset = 0
+    # Single-threaded reading: with threads pyarrow reads row groups ahead of a slower consumer,
+    # and memory then grows with the size of the spill (measured +190 MB at 100k rows).
+    batches = pq.ParquetFile(spill).iter_batches(
+        batch_size=1000, columns=CLEAN_SCHEMA.names, use_threads=False
+    )
     with pq.ParquetWriter(out / CONVERSATIONS, CLEAN_SCHEMA, compression="zstd") as writer:
-        for batch in pq.ParquetFile(out / CANDIDATES).iter_batches(batch_size=2000):
+        for batch in batches:
             positions = range(offset, offset + batch.num_rows)
             keep = np.fromiter((p not in near for p in positions), dtype=bool, count=batch.num_rows)
-            if not keep.all():
-                dropped = batch.filter(pa.array(~keep))
-                details = [near[p] for p in positions if p in near]
-                reasons = [str(Reason.NEAR_DUPLICATE)] * len(details)
-                rejects.write(reject_rows(dropped, reasons, details))
-            kept = batch.filter(pa.array(keep)).select(CLEAN_SCHEMA.names)
+            kept = batch if keep.all() else batch.filter(pa.array(keep))
             writer.write(kept)
             accounting.kept += kept.num_rows
             accounting.models.update(kept.column("model").to_pylist())
             accounting.languages.update(kept.column("language").to_pylist())
             offset += batch.num_rows
+
+
+def write_near_duplicate_rejects(spill: Path, near: dict[int, str], rejects: RejectSink) -> None:
+    if not near:
+        return
+    rows = read_rows_at(spill, set(near), ["id", "source", "_original"])
+    ordered = sorted(rows)
+    table = pa.table(
+        {
+            "id": [rows[i]["id"] for i in ordered],
+            "reason": [str(Reason.NEAR_DUPLICATE)] * len(ordered),
+            "detail": [near[i] for i in ordered],
+            "source": [rows[i]["source"] for i in ordered],
+            "original": [rows[i]["_original"] for i in ordered],
+        },
+        schema=REJECTS_SCHEMA,
+    )
+    rejects.write(table)
 
 
 def build_manifest(

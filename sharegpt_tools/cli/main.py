@@ -7,7 +7,10 @@ import typer
 from sharegpt_tools import __version__
 from sharegpt_tools.cli import clean, label, sample
 from sharegpt_tools.cli import export as export_cli
+from sharegpt_tools.cli import render as render_cli
 from sharegpt_tools.cli import subsample as subsample_cli
+from sharegpt_tools.cli import tokenize as tokenize_cli
+from sharegpt_tools.cli import toy_tokenizer as toy_tokenizer_cli
 
 app = typer.Typer(
     name="sharegpt-tools",
@@ -24,6 +27,9 @@ app.command("clean")(clean.clean)
 app.command("label")(label.label)
 app.command("subsample")(subsample_cli.subsample)
 app.command("export")(export_cli.export)
+app.command("tokenize")(tokenize_cli.tokenize)
+app.command("render")(render_cli.render)
+app.command("toy-tokenizer")(toy_tokenizer_cli.toy_tokenizer)
 
 
 def version_callback(value: bool) -> None:

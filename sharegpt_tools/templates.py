@@ -1,0 +1,167 @@
+"""Condition tags and the four tag positions: a conversation → segments, no tokenizer involved.
+
+C-RLFT trains a class-conditioned policy: each conversation is rendered with its class's condition
+tag (`GPT4`, `GPT3`, ...) at one of the positions the OpenChat paper compares (App. A):
+
+    before-speaker     GPT4 User: Q<|end_of_turn|>GPT4 Assistant: A<|end_of_turn|>
+    before-assistant   User: Q<|end_of_turn|>GPT4 Assistant: A<|end_of_turn|>
+    beginning          Assistant is GPT4<|end_of_turn|>
+                       User: Q<|end_of_turn|>Assistant: A<|end_of_turn|>   (one string)
+    none               User: Q<|end_of_turn|>Assistant: A<|end_of_turn|>
+
+An empty condition renders the plain (`none`) template whatever the position. A leading system
+turn renders as `System: S<|end_of_turn|>`, after the `beginning` header when there is one.
+
+A rendering is a list of segments rather than a string, so that the tokenizer side can tokenize
+content as plain text (never as control tokens), tokenize each template piece once, and weight
+tokens by where they came from: only assistant content and the end-of-turn marker that closes an
+assistant turn are ever supervised (`Segment.supervised`).
+
+The segments are grouped as a header (condition header and system turn: repeated at the start of
+every piece when a long conversation is split) and exchanges (a user turn and the turns that
+follow it up to the next user turn): the units a long conversation is split at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import NamedTuple
+
+from sharegpt_tools.records import ROLE_GPT, ROLE_HUMAN, ROLE_SYSTEM
+
+DEFAULT_EOT = "<|end_of_turn|>"
+# Placeholders of the one-exchange example recorded in the tokenized manifest.
+USER_PLACEHOLDER = "{user}"
+ASSISTANT_PLACEHOLDER = "{assistant}"
+SYSTEM_PLACEHOLDER = "{system}"
+
+SPEAKERS = {ROLE_HUMAN: "User", ROLE_GPT: "Assistant", ROLE_SYSTEM: "System"}
+
+
+class Position(StrEnum):
+    BEFORE_SPEAKER = "before-speaker"
+    BEFORE_ASSISTANT = "before-assistant"
+    BEGINNING = "beginning"
+    NONE = "none"
+
+
+class Kind(StrEnum):
+    TEMPLATE = "template"  # role prefixes and the `beginning` header text
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    EOT = "eot"  # the end-of-turn special token: added by id, never tokenized from text
+
+
+CONTENT_KINDS = frozenset({Kind.SYSTEM, Kind.USER, Kind.ASSISTANT})
+KIND_OF_ROLE = {ROLE_HUMAN: Kind.USER, ROLE_GPT: Kind.ASSISTANT, ROLE_SYSTEM: Kind.SYSTEM}
+
+
+class Segment(NamedTuple):
+    text: str
+    kind: Kind
+    turn: int  # index into the conversation's turns; -1 for the `beginning` header
+    supervised: bool  # gets class weight x turn weight (assistant content and its closing EOT)
+
+
+class Rendered(NamedTuple):
+    header: list[Segment]
+    exchanges: list[list[Segment]]
+
+    def segments(self) -> list[Segment]:
+        return self.header + [segment for exchange in self.exchanges for segment in exchange]
+
+    def text(self) -> str:
+        return "".join(segment.text for segment in self.segments())
+
+
+def role_prefix(role: str, condition: str, position: Position) -> str:
+    """The text before a turn's content, e.g. `GPT4 User: ` (before-speaker, condition GPT4)."""
+    speaker = SPEAKERS[role]
+    if not condition or role == ROLE_SYSTEM:
+        return f"{speaker}: "
+    if position is Position.BEFORE_SPEAKER or (
+        position is Position.BEFORE_ASSISTANT and role == ROLE_GPT
+    ):
+        return f"{condition} {speaker}: "
+    return f"{speaker}: "
+
+
+def header(condition: str, position: Position, eot: str = DEFAULT_EOT) -> list[Segment]:
+    """The `beginning` position's `Assistant is GPT4<|end_of_turn|>`; nothing otherwise."""
+    if position is Position.BEGINNING and condition:
+        return [
+            Segment(f"Assistant is {condition}", Kind.TEMPLATE, -1, False),
+            Segment(eot, Kind.EOT, -1, False),
+        ]
+    return []
+
+
+def turn_segments(
+    role: str, text: str, turn: int, condition: str, position: Position, eot: str
+) -> list[Segment]:
+    supervised = role == ROLE_GPT
+    return [
+        Segment(role_prefix(role, condition, position), Kind.TEMPLATE, turn, False),
+        Segment(text, KIND_OF_ROLE[role], turn, supervised),
+        Segment(eot, Kind.EOT, turn, supervised),
+    ]
+
+
+def render(
+    roles: Sequence[str],
+    texts: Sequence[str],
+    condition: str,
+    position: Position = Position.BEFORE_SPEAKER,
+    eot: str = DEFAULT_EOT,
+) -> Rendered:
+    """Render one conversation (parallel `roles`/`texts`, as in the clean stage's turns).
+
+    Roles are the normalised `human`/`gpt`/`system`. A system turn at index 0 joins the header;
+    each user turn opens a new exchange. The clean stage guarantees strict user/assistant
+    alternation, but any order renders (an assistant turn before the first user turn opens an
+    exchange of its own).
+    """
+    position = Position(position)
+    head = header(condition, position, eot)
+    exchanges: list[list[Segment]] = []
+    for turn, (role, text) in enumerate(zip(roles, texts, strict=True)):
+        segments = turn_segments(role, text, turn, condition, position, eot)
+        if turn == 0 and role == ROLE_SYSTEM:
+            head.extend(segments)
+        elif role == ROLE_HUMAN or not exchanges:
+            exchanges.append(segments)
+        else:
+            exchanges[-1].extend(segments)
+    return Rendered(head, exchanges)
+
+
+def render_text(
+    roles: Sequence[str],
+    texts: Sequence[str],
+    condition: str,
+    position: Position = Position.BEFORE_SPEAKER,
+    eot: str = DEFAULT_EOT,
+) -> str:
+    return render(roles, texts, condition, position, eot).text()
+
+
+def example(
+    condition: str,
+    position: Position = Position.BEFORE_SPEAKER,
+    eot: str = DEFAULT_EOT,
+    system: bool = False,
+) -> str:
+    """The template with placeholders: `GPT4 User: {user}<|end_of_turn|>GPT4 Assistant: ...`."""
+    roles = [ROLE_HUMAN, ROLE_GPT]
+    texts = [USER_PLACEHOLDER, ASSISTANT_PLACEHOLDER]
+    if system:
+        roles.insert(0, ROLE_SYSTEM)
+        texts.insert(0, SYSTEM_PLACEHOLDER)
+    return render_text(roles, texts, condition, position, eot)
+
+
+def generation_prompt(condition: str, position: Position = Position.BEFORE_SPEAKER) -> str:
+    """What an inference prompt ends with, for the model to continue as this class's assistant."""
+    return role_prefix(ROLE_GPT, condition, Position(position))
