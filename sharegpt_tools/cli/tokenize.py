@@ -95,8 +95,9 @@ def tokenize(
     folder with input_ids, labels (-100 where no loss), loss_weights, attention_mask, length, class,
     id and piece, plus the tokenizer with the end-of-turn token and a manifest.
 
-    Assistant tokens (and the end-of-turn closing them) get the class weight × the turn weight;
-    everything else weight 0. Text inside turns is always plain text, never control tokens.
+    Assistant tokens and the end-of-turn closing them get class weight × turn weight.
+
+    Everything else gets weight 0; text inside turns is plain text, never control tokens.
     """
     from sharegpt_tools.tokenization import (
         TokenizeError,
