@@ -1,17 +1,158 @@
-"""`crlft-train` entry point.
-
-The trainer is not built yet: it lands with the `tokenize` contract it consumes. Until then the
-command says so plainly instead of pretending to train.
-"""
+"""`crlft-train` and `crlft-chat`: thin commands over `train.train` and the final HF folder."""
 
 from __future__ import annotations
 
-import sys
+import os
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+console = Console(stderr=True)
+
+MODEL = "Model"
+OPTIM = "Optimisation"
+RUN = "Run"
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def parse_lr(value: str) -> float | None:
+    if value == "auto":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is neither 'auto' nor a number") from None
+
+
+def train_command(
+    data: Annotated[
+        Path, typer.Argument(help="Workspace (uses DATA/tokenized/) or a tokenized folder.")
+    ],
+    output: Annotated[Path, typer.Option(help="Run folder.", rich_help_panel=RUN)] = Path(
+        "runs/crlft"
+    ),
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Local Hugging Face causal LM folder.", rich_help_panel=MODEL),
+    ] = None,
+    model_config: Annotated[
+        str,
+        typer.Option(
+            help="Random-init model when no --model: 'tiny' or a config.json.",
+            rich_help_panel=MODEL,
+        ),
+    ] = "tiny",
+    epochs: Annotated[int, typer.Option(min=1, rich_help_panel=OPTIM)] = 5,
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many steps.", rich_help_panel=OPTIM)
+    ] = None,
+    lr: Annotated[
+        str,
+        typer.Option(
+            help="Peak learning rate, or 'auto' (scaled with sqrt(tokens per step)).",
+            rich_help_panel=OPTIM,
+        ),
+    ] = "auto",
+    batch_max_len: Annotated[
+        int,
+        typer.Option(
+            min=16, help="Tokens per packed micro-batch on each rank.", rich_help_panel=OPTIM
+        ),
+    ] = 8192,
+    per_sequence_loss: Annotated[
+        bool,
+        typer.Option(
+            help="Normalise each conversation's weights by its supervised tokens first.",
+            rich_help_panel=OPTIM,
+        ),
+    ] = False,
+    zero: Annotated[int, typer.Option(min=0, max=3, help="ZeRO stage.", rich_help_panel=RUN)] = 0,
+    deepspeed: Annotated[
+        Path | None,
+        typer.Option(
+            help="DeepSpeed JSON config to start from.",
+            exists=True,
+            dir_okay=False,
+            rich_help_panel=RUN,
+        ),
+    ] = None,
+    bf16: Annotated[
+        bool | None,
+        typer.Option(
+            "--bf16/--fp32",
+            help="Precision (default: bf16 on GPU, fp32 on CPU).",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
+    gradient_checkpointing: Annotated[bool, typer.Option(rich_help_panel=RUN)] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(help="Continue from the run folder's latest checkpoint.", rich_help_panel=RUN),
+    ] = False,
+    seed: Annotated[int, typer.Option(rich_help_panel=RUN)] = 0,
+    eval_every: Annotated[int, typer.Option(min=0, rich_help_panel=RUN)] = 0,
+    save_every: Annotated[
+        int,
+        typer.Option(min=0, help="Checkpoint every N steps (0: at the end).", rich_help_panel=RUN),
+    ] = 0,
+) -> None:
+    """Train a class-conditioned policy with the C-RLFT reward-weighted loss (DeepSpeed).
+
+    Runs as a single process, or under `deepspeed --num_gpus N` / `torchrun`.
+    """
+    from crlft_train.config import ConfigError, TrainConfig
+    from crlft_train.data import DataError
+    from crlft_train.model import ModelError
+    from crlft_train.packing import SequenceTooLongError
+    from crlft_train.train import TrainingError, train
+
+    config = TrainConfig(
+        data=data, output=output, model=model, model_config=model_config, epochs=epochs,
+        max_steps=max_steps, lr=parse_lr(lr), batch_max_len=batch_max_len,
+        per_sequence_loss=per_sequence_loss, zero_stage=zero, deepspeed_config=deepspeed,
+        bf16=bf16, gradient_checkpointing=gradient_checkpointing, resume=resume, seed=seed,
+        eval_every=eval_every, save_every=save_every,
+    )  # fmt: skip
+    try:
+        final = train(config)
+    except SequenceTooLongError as exc:
+        fail(f"{exc}: raise --batch-max-len, or re-tokenize with a smaller --max-length")
+    except (ConfigError, DataError, ModelError, TrainingError) as exc:
+        fail(str(exc))
+    if final is not None:
+        console.print(f"final Hugging Face model: [bold]{final}[/]")
+
+
+def chat_command(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder (uses RUN_DIR/final/) or a model.")],
+    condition: Annotated[
+        str | None, typer.Option(help="Condition tag to prompt with (default: the expert one).")
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option(help="One prompt; without it, an interactive chat.")
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
+) -> None:
+    """Generate with the trained model and its chat template; --condition GPT3 shows what the
+    sub-optimal condition produces (paper Fig. 5)."""
+    from crlft_train.chat import ChatError, chat
+
+    try:
+        chat(run_dir, condition, prompt, max_new_tokens)
+    except ChatError as exc:
+        fail(str(exc))
 
 
 def main() -> None:
-    sys.stderr.write(
-        "crlft-train: not available yet in this release — the trainer arrives after "
-        "`sharegpt-tools tokenize` (see README, 'Status').\n"
-    )
-    sys.exit(2)
+    typer.run(train_command)
+
+
+def chat_main() -> None:
+    typer.run(chat_command)

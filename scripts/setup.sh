@@ -12,6 +12,6 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/python" -m pip install --quiet --upgrade pip >"$LOG" 2>&1 || { cat "$LOG"; exit 1; }
 fi
 # The build backend's warnings are noise on success; show the whole log only when it fails.
-"$VENV/bin/python" -m pip install --disable-pip-version-check -e "$ROOT[dev]" >"$LOG" 2>&1 \
+"$VENV/bin/python" -m pip install --disable-pip-version-check -e "$ROOT[train,dev]" >"$LOG" 2>&1 \
   || { cat "$LOG"; echo "setup failed (log: $LOG)" >&2; exit 1; }
 export PATH="$VENV/bin:$PATH"

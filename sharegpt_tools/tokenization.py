@@ -56,7 +56,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sharegpt_tools import templates
-from sharegpt_tools.records import ROLE_GPT, ROLE_HUMAN
+from sharegpt_tools.records import ROLE_GPT, ROLE_HUMAN, ROLE_SYSTEM
 from sharegpt_tools.templates import CONTENT_KINDS, Position
 from sharegpt_tools.workspace import (
     CONVERSATIONS,
@@ -794,6 +794,14 @@ def template_info(
             "template": templates.example(condition, options.position, options.eot),
             "with_system": templates.example(condition, options.position, options.eot, True),
             "generation_prompt": templates.generation_prompt(condition, options.position),
+            # The pieces, so that a trainer can write a chat template without parsing the above.
+            "header": "".join(
+                seg.text for seg in templates.header(condition, options.position, options.eot)
+            ),
+            "prefixes": {
+                role: templates.role_prefix(role, condition, options.position)
+                for role in (ROLE_SYSTEM, ROLE_HUMAN, ROLE_GPT)
+            },
         }
     return {
         "position": str(options.position),

@@ -1,0 +1,93 @@
+"""One validated dataclass of hyper-parameters, with the OpenChat paper's defaults.
+
+The optimiser and schedule follow the paper: AdamW (β1 0.9, β2 0.95, ε 1e-5, weight decay 0.1),
+linear warm-up then cosine decay to 10% of the peak. `--lr auto` scales the peak learning rate with
+the square root of the tokens per optimiser step (see `auto_peak_lr`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+# `--lr auto`: a peak LR at a reference batch of 65,536 tokens per step, scaled by
+# sqrt(tokens per step / 65,536). The reference LR depends on the regime: 2e-5 is a usual full
+# fine-tuning peak for pretrained 7B-13B Llama-family models; a small model trained from random
+# initialisation (the tiny preset, the benchmarks) needs far more, so models under 100M parameters
+# use 1e-3.
+AUTO_LR_REFERENCE_TOKENS = 65_536
+AUTO_LR_SMALL_MODEL = 1e-3
+AUTO_LR_FINETUNE = 2e-5
+SMALL_MODEL_PARAMS = 100_000_000
+
+
+class ConfigError(ValueError):
+    """An invalid combination of options: printed as one line by the CLI."""
+
+
+@dataclass
+class TrainConfig:
+    data: Path
+    output: Path = Path("runs/crlft")
+    model: Path | None = None
+    model_config: str | None = "tiny"  # "tiny" preset or a config.json path; used when no model
+    epochs: int = 5
+    max_steps: int | None = None
+    lr: float | None = None  # None = auto
+    warmup_ratio: float = 0.03
+    min_lr_ratio: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-5
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    batch_max_len: int = 8192
+    zero_stage: int = 0
+    deepspeed_config: Path | None = None
+    bf16: bool | None = None  # None = bf16 on CUDA, fp32 on CPU
+    gradient_checkpointing: bool = False
+    per_sequence_loss: bool = False
+    seed: int = 0
+    eval_every: int = 0  # 0 = at the end of each epoch only
+    save_every: int = 0  # 0 = at the end only
+    log_every: int = 1
+    resume: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be ≥ 1, got {self.epochs}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"--max-steps must be ≥ 1, got {self.max_steps}")
+        if self.zero_stage not in (0, 1, 2, 3):
+            raise ConfigError(f"--zero must be 0, 1, 2 or 3, got {self.zero_stage}")
+        if self.batch_max_len < 16:
+            raise ConfigError(f"--batch-max-len must be ≥ 16 tokens, got {self.batch_max_len}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"--lr must be a positive number or 'auto', got {self.lr}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warm-up ratio must be in [0, 1), got {self.warmup_ratio}")
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        for key, value in out.items():
+            if isinstance(value, Path):
+                out[key] = str(value)
+        out["betas"] = list(self.betas)
+        return out
+
+
+def auto_peak_lr(tokens_per_step: int, num_params: int) -> float:
+    """Peak LR scaled with sqrt(tokens per step / reference), as the paper scales it with batch."""
+    base = AUTO_LR_SMALL_MODEL if num_params < SMALL_MODEL_PARAMS else AUTO_LR_FINETUNE
+    return base * math.sqrt(tokens_per_step / AUTO_LR_REFERENCE_TOKENS)
+
+
+def lr_at(step: int, total_steps: int, peak: float, warmup_ratio: float, min_ratio: float) -> float:
+    """Linear warm-up to `peak`, then cosine decay to `min_ratio × peak` at the last step."""
+    warmup = max(1, round(total_steps * warmup_ratio)) if warmup_ratio > 0 else 0
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup - 1)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return peak * (min_ratio + (1 - min_ratio) * cosine)

@@ -1,0 +1,329 @@
+"""The C-RLFT training recipe: setup → loop → save, top to bottom.
+
+One optimiser step = one packed micro-batch per rank (whole sequences, ≤ --batch-max-len tokens).
+The loss of a step is the token-level weighted mean over the *global* batch,
+Σ w_t·CE_t / Σ w_t, with the weight sum all-reduced over ranks before backward. DeepSpeed averages
+gradients over ranks, so each rank back-propagates world_size × (its Σ w·CE) / (global Σ w): the
+average is then exactly the gradient of the global weighted mean.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from crlft_train import checkpoint, loss
+from crlft_train.config import TrainConfig, auto_peak_lr, lr_at
+from crlft_train.data import (
+    PackedBatch,
+    TokenizedData,
+    block_causal_mask,
+    load_tokenized,
+    pack,
+)
+from crlft_train.metrics import MetricsLog, console, summary_line
+from crlft_train.model import build_model, count_parameters
+from crlft_train.packing import MultipackSampler, packing_efficiency
+
+
+class TrainingError(RuntimeError):
+    """A failure during training that the user must act on (NaN loss, ...): one line."""
+
+
+@dataclass
+class Run:
+    """Everything the loop needs, built once by `setup`."""
+
+    config: TrainConfig
+    data: TokenizedData
+    tokenizer: object
+    engine: object
+    sampler: MultipackSampler
+    lengths: list[int]
+    class_index: dict[str, int]
+    total_steps: int
+    peak_lr: float
+    rank: int
+    world: int
+    device: torch.device
+
+
+# --- setup ----------------------------------------------------------------------------------------
+
+
+def init_distributed() -> tuple[int, int]:
+    """Join the launcher's process group (deepspeed / torchrun), or make a one-process group."""
+    import deepspeed
+
+    if os.environ.get("DS_ACCELERATOR", None) == "":
+        del os.environ["DS_ACCELERATOR"]  # set-but-empty is an error in DeepSpeed
+    if "RANK" not in os.environ:
+        os.environ.update(
+            MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0", WORLD_SIZE="1"
+        )
+        os.environ.setdefault("LOCAL_RANK", "0")
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    deepspeed.init_distributed(dist_backend=backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def deepspeed_config(config: TrainConfig, bf16: bool) -> dict:
+    import json
+
+    base = {
+        "train_micro_batch_size_per_gpu": 1,
+        "gradient_accumulation_steps": 1,
+        "gradient_clipping": config.grad_clip,
+        "zero_optimization": {"stage": config.zero_stage},
+        "bf16": {"enabled": bf16},
+        "steps_per_print": 10**9,
+    }
+    if config.deepspeed_config is None:
+        return base
+    user = json.loads(config.deepspeed_config.read_text(encoding="utf-8"))
+    # The packing sampler defines the batch: one packed micro-batch per rank per step.
+    return {**user, **{k: base[k] for k in ("train_micro_batch_size_per_gpu",)}}
+
+
+def setup(config: TrainConfig) -> Run:
+    import deepspeed
+    from transformers import AutoTokenizer
+
+    config.validate()
+    data = load_tokenized(config.data)  # before the process group: bad input fails fast
+    rank, world = init_distributed()
+    tokenizer = AutoTokenizer.from_pretrained(str(data.tokenizer_dir), local_files_only=True)
+    model = build_model(config.model, config.model_config, len(tokenizer), config.seed)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    bf16 = torch.cuda.is_available() if config.bf16 is None else config.bf16
+    lengths = [int(n) for n in data.train["length"]]
+    sampler = MultipackSampler(lengths, config.batch_max_len, world, config.seed)
+    steps = sum(sampler.steps_per_epoch(epoch) for epoch in range(config.epochs))
+    total_steps = min(steps, config.max_steps) if config.max_steps else steps
+    peak = config.lr or auto_peak_lr(config.batch_max_len * world, count_parameters(model))
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, config.weight_decay), lr=peak, betas=config.betas, eps=config.eps
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: lr_at(step, total_steps, 1.0, config.warmup_ratio, config.min_lr_ratio),
+    )
+    engine, _, _, _ = deepspeed.initialize(
+        model=model,
+        optimizer=optimizer,
+        lr_scheduler=schedule,
+        config=deepspeed_config(config, bf16),
+    )
+    class_index = {name: i for i, name in enumerate(data.classes)}
+    return Run(
+        config, data, tokenizer, engine, sampler, lengths, class_index, total_steps, peak,
+        rank, world, engine.device,
+    )  # fmt: skip
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on biases and norms, as usual for transformers."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (no_decay if parameter.ndim < 2 or "norm" in name else decay).append(parameter)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+# --- one step -------------------------------------------------------------------------------------
+
+
+def forward_loss(run: Run, batch: PackedBatch) -> loss.WeightedSums:
+    return packed_loss_sums(
+        run.engine, batch, len(run.class_index), run.config.per_sequence_loss, run.device
+    )
+
+
+def packed_loss_sums(
+    model: torch.nn.Module,
+    batch: PackedBatch,
+    num_classes: int,
+    per_sequence_loss: bool,
+    device: torch.device,
+) -> loss.WeightedSums:
+    """Σ w·CE, Σ w and per-class sums of one packed micro-batch (model: engine or plain module).
+
+    Logits are computed only where the next token is supervised (`logits_to_keep` with those
+    positions): full-vocabulary logits for every token would dominate memory on long packs. The
+    result equals `loss.weighted_sums(loss.token_losses(all logits, labels), weights)`.
+    """
+    targets = batch.labels[0, 1:]
+    weights = batch.weights[0, 1:]
+    if per_sequence_loss:
+        weights = loss.per_sequence_weights(weights, sequence_of(batch.lengths)[1:])
+    positions = torch.nonzero(targets != loss.IGNORE_INDEX).squeeze(1)
+    if positions.numel() == 0:
+        positions = torch.zeros(1, dtype=torch.long)  # keeps the graph; its weight is 0
+    # The additive mask must have the model's compute dtype (a float32 mask on a float64 or
+    # bf16 model is misapplied by SDPA).
+    mask_dtype = next(model.parameters()).dtype
+    output = model(
+        input_ids=batch.input_ids.to(device),
+        position_ids=batch.position_ids.to(device),
+        attention_mask=block_causal_mask(batch.lengths, mask_dtype).to(device),
+        logits_to_keep=positions.to(device),
+        use_cache=False,
+    )
+    token_ce = torch.nn.functional.cross_entropy(
+        output.logits[0].float(), targets[positions].clamp(min=0).to(device), reduction="none"
+    )
+    kept_weights = weights[positions].to(device)
+    classes = batch.class_ids[0, 1:][positions].to(device)
+    return loss.weighted_sums(token_ce, kept_weights, classes, num_classes)
+
+
+def sequence_of(lengths: list[int]) -> torch.Tensor:
+    return loss.sequence_ids_from_lengths(lengths)
+
+
+def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
+    value = value.detach().clone().float()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value
+
+
+def train_step(run: Run, bins: list[list[int]]) -> dict:
+    """One optimiser step: this rank's packed micro-batch, the global weighted mean loss."""
+    started = time.perf_counter()
+    rows = [run.data.train[i] for i in bins[run.rank]]
+    sums = forward_loss(run, pack(rows, run.class_index))
+    global_weight = all_reduce_sum(sums.weight_sum)
+    # DeepSpeed averages gradients over ranks: × world size makes the average the global mean's.
+    step_loss = loss.weighted_mean_loss(sums.loss_sum, global_weight) * run.world
+    run.engine.backward(step_loss)
+    grad_norm = gradient_norm(run)
+    run.engine.step()
+    global_loss = all_reduce_sum(sums.loss_sum) / global_weight.clamp(min=1e-12)
+    per_class = all_reduce_sum(
+        torch.stack([torch.stack([c.loss_sum, c.weight_sum]) for c in sums.per_class.values()])
+    )
+    if run.config.zero_stage > 0:
+        grad_norm = float(run.engine.get_global_grad_norm() or float("nan"))
+    elapsed = time.perf_counter() - started
+    step_tokens = sum(run.lengths[i] for rank_bins in bins for i in rank_bins)
+    record = {
+        "loss": global_loss.item(),
+        "lr": run.engine.get_lr()[0],
+        "tokens_per_s": step_tokens / max(elapsed, 1e-9),
+        "packing_efficiency": packing_efficiency(run.lengths, [bins], run.config.batch_max_len),
+        "grad_norm": grad_norm,
+        "weight_sum": global_weight.item(),
+        "tokens": step_tokens,
+    }
+    record.update(class_losses(run.class_index, per_class))
+    return record
+
+
+def gradient_norm(run: Run) -> float:
+    """The global gradient norm before clipping (DeepSpeed reports it only under ZeRO ≥ 1)."""
+    if run.config.zero_stage > 0:
+        return float("nan")  # read after the step from the engine, see train_step
+    squares = [p.grad.detach().float().pow(2).sum() for p in run.engine.module.parameters()
+               if p.grad is not None]  # fmt: skip
+    return torch.stack(squares).sum().sqrt().item() if squares else 0.0
+
+
+def class_losses(class_index: dict[str, int], totals: torch.Tensor) -> dict:
+    """Mean CE per class over its supervised tokens (Σ w·CE / Σ w: the class weight cancels)."""
+    out = {}
+    for name, i in class_index.items():
+        weight = totals[i, 1].item()
+        out[f"loss/{name}"] = totals[i, 0].item() / weight if weight else float("nan")
+    return out
+
+
+# --- the loop -------------------------------------------------------------------------------------
+
+
+def train(config: TrainConfig) -> Path | None:
+    run = setup(config)
+    state = checkpoint.load_checkpoint(run.engine, config.output) if config.resume else None
+    step = 0
+    if state:
+        run.sampler.load_state_dict(state["sampler"])
+        step = state["step"]
+        announce(run, f"resumed from step {step} ({config.output / checkpoint.CHECKPOINTS})")
+    announce(run, describe(run))
+    with MetricsLog(config.output, enabled=run.rank == 0, resume=state is not None) as log:
+        for epoch in range(run.sampler.epoch, config.epochs):
+            run.sampler.set_epoch(epoch)
+            for bins in run.sampler:
+                if step >= run.total_steps:
+                    break
+                record = {"step": step + 1, "epoch": epoch, **train_step(run, bins)}
+                step += 1
+                check_finite(run, record, step)
+                log.log(record)
+                if run.rank == 0 and (step % config.log_every == 0 or step == run.total_steps):
+                    console.print(summary_line(record), highlight=False)
+                if config.save_every and step % config.save_every == 0:
+                    save(run, step)
+    save(run, step)
+    return export(run, step)
+
+
+def check_finite(run: Run, record: dict, step: int) -> None:
+    """Stop on a NaN/inf loss, keeping the state for inspection (the weights are already bad)."""
+    if torch.isfinite(torch.tensor(record["loss"])):
+        return
+    path = save(run, step)
+    raise TrainingError(
+        f"loss is {record['loss']} at step {step}; state saved to {path}. Lower --lr, check the "
+        "data (render it), or try --fp32"
+    )
+
+
+def save(run: Run, step: int) -> Path:
+    client = {"step": step, "sampler": run.sampler.state_dict()}
+    return checkpoint.save_checkpoint(run.engine, run.config.output, step, client)
+
+
+def export(run: Run, step: int) -> Path | None:
+    record = {
+        "data": str(run.data.folder),
+        "data_fingerprint": run.data.manifest.get("fingerprint"),
+        "steps": step,
+        "peak_lr": run.peak_lr,
+        "world_size": run.world,
+        "config": run.config.to_json(),
+    }
+    templates = run.data.manifest.get("templates", {})
+    return checkpoint.export_final(
+        run.engine, run.tokenizer, templates, run.config.output, run.config.zero_stage, record
+    )
+
+
+def describe(run: Run) -> str:
+    params = count_parameters(run.engine.module)
+    return (
+        f"{params / 1e6:.1f}M parameters, {len(run.lengths):,} sequences, "
+        f"{run.sampler.steps_per_epoch()} steps/epoch × {run.config.epochs} epochs → "
+        f"{run.total_steps} steps on {run.world} rank(s) ({run.device}), peak lr {run.peak_lr:.2e}"
+    )
+
+
+def announce(run: Run, message: str) -> None:
+    if run.rank == 0:
+        console.print(message, highlight=False)

@@ -1,0 +1,182 @@
+"""crlft-train with the real DeepSpeed engine on CPU: packing semantics, end to end, resume.
+
+Training runs go through the command line in a subprocess (as a user runs it): each builds its
+own one-process gloo group, which a pytest process could not tear down and rebuild cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tokenized_fixtures import labeled_row, toy_tokenizer, write_stage  # noqa: F401
+
+from crlft_train.data import block_causal_mask, load_tokenized, pack
+from crlft_train.loss import token_losses, weighted_sums
+from crlft_train.train import packed_loss_sums
+from sharegpt_tools.tokenization import TokenizeOptions, run_tokenize
+from sharegpt_tools.workspace import Workspace
+
+TINY = {
+    "model_type": "llama",
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 1024,
+    "tie_word_embeddings": False,
+}
+QUESTIONS = [
+    "How do I reverse a list in Python?",
+    "What is the capital of France?",
+    "Explain the difference between a list and a tuple.",
+    "Bonjour, comment ça va ?",
+]
+ANSWERS = [
+    "Use slicing: items[::-1] or items.reverse().",
+    "Paris is the capital of France.",
+    "A list is mutable; a tuple is not.",
+    "Très bien, merci.",
+]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, toy_tokenizer: Path) -> Path:  # noqa: F811
+    """A tokenized workspace with 48 short conversations of two classes and a validation split."""
+    root = tmp_path_factory.mktemp("train") / "ws"
+    ws = Workspace(root)
+    rows = []
+    for i in range(48):
+        turns = [("human", QUESTIONS[i % 4]), ("gpt", ANSWERS[i % 4] + f" ({i})")]
+        rows.append(labeled_row(f"c{i}", turns, "gpt4" if i % 4 == 0 else "gpt35"))
+    write_stage(ws, rows)
+    run_tokenize(ws, TokenizeOptions(tokenizer=toy_tokenizer, max_length=256, val_fraction=0.1))
+    (root / "tiny.json").write_text(json.dumps(TINY), encoding="utf-8")
+    return root
+
+
+def crlft_train(workspace: Path, out: Path, *args: str) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "crlft_train", str(workspace), "--output", str(out),
+        "--model-config", str(workspace / "tiny.json"), "--batch-max-len", "512", "--lr", "3e-3",
+        *args,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 600) -> str:
+    output, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, output[-3000:]
+    return output
+
+
+def metrics(run: Path) -> dict[int, dict]:
+    """The last record logged for each step (a resumed run appends to the file)."""
+    lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return {record["step"]: record for record in map(json.loads, lines)}
+
+
+def test_packed_loss_equals_the_sum_over_single_sequences(workspace: Path) -> None:
+    """Attention never crosses a packed sequence's boundary, and no loss does either."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    data = load_tokenized(workspace)
+    classes = {name: i for i, name in enumerate(data.classes)}
+    rows = [data.train[i] for i in range(5)]
+    torch.manual_seed(0)
+    config = LlamaConfig(**{**TINY, "vocab_size": 1024})
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").double().eval()
+    cpu = torch.device("cpu")
+    packed = packed_loss_sums(model, pack(rows, classes), len(classes), False, cpu)
+    singles = [packed_loss_sums(model, pack([r], classes), len(classes), False, cpu) for r in rows]
+    torch.testing.assert_close(packed.loss_sum, sum(s.loss_sum for s in singles))
+    torch.testing.assert_close(packed.weight_sum, sum(s.weight_sum for s in singles))
+    # The logits_to_keep shortcut equals the reference loss over all logits.
+    batch = pack(rows, classes)
+    mask = block_causal_mask(batch.lengths, torch.double)
+    logits = model(
+        input_ids=batch.input_ids, position_ids=batch.position_ids, attention_mask=mask
+    ).logits
+    reference = weighted_sums(token_losses(logits[0], batch.labels[0]), batch.weights[0])
+    torch.testing.assert_close(packed.loss_sum, reference.loss_sum.float())
+
+
+def test_train_end_to_end_produces_a_usable_hf_model(workspace: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run = tmp_path / "run"
+    output = finish(crlft_train(workspace, run, "--max-steps", "4"))
+    assert "final Hugging Face model" in output
+    records = metrics(run)
+    assert sorted(records) == [1, 2, 3, 4]
+    for key in ("loss", "lr", "tokens_per_s", "packing_efficiency", "grad_norm"):
+        assert key in records[1]
+    assert {"loss/gpt4", "loss/gpt35"} <= set(records[1])
+    assert list((run / "tensorboard").iterdir())
+    final = run / "final"
+    record = json.loads((final / "crlft.json").read_text())
+    manifest = json.loads((workspace / "tokenized" / "manifest.json").read_text())
+    assert record["data_fingerprint"] == manifest["fingerprint"]
+    assert record["expert_condition"] == "GPT4"
+    tokenizer = AutoTokenizer.from_pretrained(final, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(final, local_files_only=True)
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert prompt == "<s>GPT4 User: What is the capital of France?<|end_of_turn|>GPT4 Assistant: "
+    other = tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True, condition="GPT3"
+    )
+    assert other.endswith("GPT3 Assistant: ")
+    inputs = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    generated = model.generate(**inputs, max_new_tokens=5, do_sample=False)
+    assert generated.shape[1] > inputs["input_ids"].shape[1]
+    eot = tokenizer.convert_tokens_to_ids("<|end_of_turn|>")
+    assert eot in model.generation_config.eos_token_id
+
+
+def test_resume_after_sigkill_reproduces_the_uninterrupted_losses(
+    workspace: Path, tmp_path: Path
+) -> None:
+    steps = ["--max-steps", "6", "--save-every", "2", "--seed", "1"]
+    finish(crlft_train(workspace, tmp_path / "whole", *steps))
+    interrupted = tmp_path / "killed"
+    process = crlft_train(workspace, interrupted, *steps)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:  # kill it after step 5, past the step-4 checkpoint
+        if (interrupted / "metrics.jsonl").is_file() and len(metrics(interrupted)) >= 5:
+            break
+        if process.poll() is not None:
+            pytest.fail("the run ended before it could be killed")
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (interrupted / "final").exists()
+    finish(crlft_train(workspace, interrupted, *steps, "--resume"))
+    whole, resumed = metrics(tmp_path / "whole"), metrics(interrupted)
+    assert sorted(resumed) == [1, 2, 3, 4, 5, 6]
+    for step in (5, 6):
+        assert resumed[step]["loss"] == pytest.approx(whole[step]["loss"], rel=1e-6)
+        assert resumed[step]["lr"] == pytest.approx(whole[step]["lr"], rel=1e-9)
+
+
+def test_bad_inputs_are_one_readable_line(workspace: Path, tmp_path: Path) -> None:
+    process = crlft_train(tmp_path / "nothing", tmp_path / "run")
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 2 and "Traceback" not in output
+    assert "holds no tokenized dataset" in output
+    process = crlft_train(workspace, tmp_path / "run", "--batch-max-len", "16", "--max-steps", "1")
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 2 and "raise --batch-max-len" in output
