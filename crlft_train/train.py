@@ -254,6 +254,35 @@ def class_losses(class_index: dict[str, int], totals: torch.Tensor) -> dict:
     return out
 
 
+def evaluate(run: Run) -> dict:
+    """Validation loss (weighted mean, and mean CE per class), over the whole validation split."""
+    validation = run.data.validation
+    if validation is None or len(validation) == 0:
+        return {}
+    lengths = [min(int(n), run.config.batch_max_len) for n in validation["length"]]
+    plan = MultipackSampler(lengths, run.config.batch_max_len, run.world, seed=0).plan(0)
+    totals = torch.zeros(2)
+    per_class = torch.zeros(len(run.class_index), 2)
+    run.engine.eval()
+    with torch.no_grad():
+        for bins in plan:
+            rows = [validation[i] for i in bins[run.rank]]
+            sums = forward_loss(run, pack(rows, run.class_index))
+            totals += torch.stack([sums.loss_sum, sums.weight_sum]).float().cpu()
+            per_class += (
+                torch.stack(
+                    [torch.stack([c.loss_sum, c.weight_sum]) for c in sums.per_class.values()]
+                )
+                .float()
+                .cpu()
+            )
+    run.engine.train()
+    totals, per_class = all_reduce_sum(totals), all_reduce_sum(per_class)
+    record = {"val/loss": (totals[0] / totals[1].clamp(min=1e-12)).item()}
+    record.update({f"val/{k}": v for k, v in class_losses(run.class_index, per_class).items()})
+    return record
+
+
 # --- the loop -------------------------------------------------------------------------------------
 
 
@@ -280,8 +309,20 @@ def train(config: TrainConfig) -> Path | None:
                     console.print(summary_line(record), highlight=False)
                 if config.save_every and step % config.save_every == 0:
                     save(run, step)
+                if config.eval_every and step % config.eval_every == 0:
+                    log_validation(run, log, step)
+        if not config.eval_every or step % config.eval_every:
+            log_validation(run, log, step)  # always end with a validation loss
     save(run, step)
     return export(run, step)
+
+
+def log_validation(run: Run, log: MetricsLog, step: int) -> None:
+    record = evaluate(run)
+    if record:
+        log.log({"step": step, **record})
+        classes = "  ".join(f"{k.removeprefix('val/')} {v:.4f}" for k, v in record.items())
+        announce(run, f"validation at step {step}: {classes}")
 
 
 def check_finite(run: Run, record: dict, step: int) -> None:
