@@ -4,7 +4,10 @@ Validation happens in three layers so that every mistake surfaces before any dat
 YAML parsing (plain data only, duplicate keys refused), the JSON Schema (shape, types, unknown
 fields), and the checks a schema cannot express (finite weights, regexes that compile, unique
 names, a `default` that exists, ids files that exist). Every failure is one `RulesError` line:
-the rules file, the place inside it, what is wrong and what to do.
+the rules file, the place inside it, what is wrong and what to do. This module owns the typed
+rules and the three layers; the advice wording of YAML and schema errors is in `rules_messages`,
+and the check of the rules against an input's columns (made by the label stage) in
+`rules_columns`.
 """
 
 from __future__ import annotations
@@ -12,13 +15,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from sharegpt_tools.rules_messages import describe_yaml_error, explain, location, most_useful_error
 from sharegpt_tools.schemas import load_schema
 
 DROP = "drop"
@@ -143,16 +145,6 @@ def parse_yaml(path: Path, data: bytes) -> object:
     return document
 
 
-def describe_yaml_error(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-    problem = getattr(exc, "problem", None) or str(exc)
-    if "could not determine a constructor for the tag" in problem:
-        tag = problem.split("'")[1].replace("tag:yaml.org,2002:", "!!")
-        return f"{where}YAML tag {tag} is not allowed; rules files are plain data, remove the tag"
-    return f"{where}not valid YAML ({' '.join(problem.split())}); fix the syntax"
-
-
 # --- schema ---------------------------------------------------------------------------------------
 
 
@@ -169,91 +161,6 @@ def check_schema(path: Path, document: object) -> None:
         return
     error = most_useful_error(max(errors, key=relevance), relevance)
     raise RulesError(f"{path}: {location(error.absolute_path)}: {explain(error)}")
-
-
-def most_useful_error(error: Any, relevance: Any) -> Any:
-    """For a failed oneOf/anyOf, report the error inside the one alternative whose type fits.
-
-    `weight: {colum: x}` is plainly meant to be the mapping form of a weight, so "unknown field
-    'colum'" helps; "not valid under any of the given schemas" does not. When no alternative or
-    several fit, the alternatives' own description (written as advice) is reported instead.
-    (jsonschema's `best_match` descends by a different heuristic, hence this.)
-    """
-    while error.validator in ("oneOf", "anyOf") and error.context:
-        by_branch: dict[int, list[Any]] = {}
-        for sub in error.context:
-            by_branch.setdefault(sub.relative_schema_path[0], []).append(sub)
-        fitting = [
-            errors
-            for errors in by_branch.values()
-            if not any(e.validator in ("type", "const") and not e.relative_path for e in errors)
-        ]
-        if len(fitting) != 1:
-            return error
-        error = max(fitting[0], key=relevance)
-    return error
-
-
-def location(path: Any) -> str:
-    """`classes[1].match.model` from a JSON path; `(top level)` for the document itself."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text.lstrip(".") or "(top level)"
-
-
-def show(value: object) -> str:
-    if isinstance(value, bool) or value is None:
-        return {True: "true", False: "false", None: "null"}[value]
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
-
-
-# JSON Schema type names in the words of a YAML file, with what to write instead.
-TYPE_ADVICE = {
-    "object": "a mapping (key: value)",
-    "array": "a list ([a, b] or one `- item` per line)",
-    "string": "a string (put it in quotes)",
-    "number": "a number",
-    "integer": "a whole number",
-    "boolean": "true or false",
-}
-
-
-def explain(error: Any) -> str:
-    """One sentence: what is wrong and what to do, from a jsonschema error."""
-    kind, value, schema = error.validator, error.instance, error.schema
-    hint = schema.get("description", "") if error.absolute_path else ROOT_HINT
-    if kind == "additionalProperties":
-        allowed = ", ".join(schema.get("properties", {}))
-        unknown = sorted(str(k) for k in value if k not in schema.get("properties", {}))
-        return f"unknown field {unknown[0]!r}; fix the spelling or remove it (allowed: {allowed})"
-    if kind == "required":
-        missing = next(k for k in error.validator_value if k not in value)
-        about = schema.get("properties", {}).get(missing, {}).get("description", "")
-        return f"missing field {missing!r}; add it" + (f" ({about})" if about else "")
-    if kind == "type":
-        wanted = error.validator_value
-        wanted = wanted if isinstance(wanted, list) else [wanted]
-        text = f"got {show(value)}; write {' or '.join(TYPE_ADVICE[w] for w in wanted)}"
-        if isinstance(value, bool):
-            text += " (YAML reads yes/no/on/off/true/false as booleans: quote the value)"
-        return text + (f": {hint}" if hint and wanted == ["object"] else "")
-    if kind == "enum":
-        return f"{show(value)} is not allowed; use one of {', '.join(error.validator_value)}"
-    if kind in ("minimum", "exclusiveMinimum"):
-        return f"{show(value)} is too small; use a value ≥ {error.validator_value}"
-    if kind in ("minItems", "maxItems") and schema.get("minItems") == schema.get("maxItems"):
-        return f"needs exactly {error.validator_value} items, got {len(value)}"
-    if kind == "minItems":
-        return f"needs at least {error.validator_value} item(s); {hint or 'add one'}"
-    return f"got {show(value)}; use {hint}" if hint else error.message
-
-
-ROOT_HINT = "a mapping that starts with `classes:` (see examples/README.md)"
 
 
 # --- checks the schema cannot express, and typing -------------------------------------------------
@@ -417,61 +324,3 @@ def load_ids(path: Path, name: str, where: str) -> IdList:
         raise RulesError(f"{path}: {where}: {ids_path} is not UTF-8 text") from exc
     ids = frozenset(line.strip() for line in text.splitlines() if line.strip())
     return IdList(ids_path, ids, hashlib.sha256(data).hexdigest())
-
-
-# --- the rules meet the data ----------------------------------------------------------------------
-
-
-def check_columns(rules: Rules, kinds: Mapping[str, str], source: Path) -> None:
-    """Every column the rules name exists in `source` and holds what its test compares with.
-
-    `kinds` maps column name -> text | number | boolean | other. Run before any row is written.
-    """
-    for label in rules.classes:
-        for test in label.match.fields:
-            need = needed_kind(rules.path, test)
-            check_column(rules.path, test.where, test.column, need, kinds, source)
-        if isinstance(label.weight, ColumnWeight):
-            weight = label.weight
-            check_column(rules.path, weight.where, weight.column, "number", kinds, source)
-
-
-def needed_kind(path: Path, test: FieldTest) -> str:
-    if test.regex is not None:
-        return "text"
-    if test.bounds is not None:
-        return "number"
-    values = [test.equals] if test.one_of is None else list(test.one_of)
-    found = {value_kind(v) for v in values}
-    if len(found) > 1:
-        raise RulesError(
-            f"{path}: {test.where}: the values mix {' and '.join(sorted(found))}; "
-            "a column holds one kind of value, so use one kind"
-        )
-    return found.pop()
-
-
-def value_kind(value: Scalar) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    return "number" if isinstance(value, int | float) else "text"
-
-
-def check_column(
-    path: Path, where: str, column: str, need: str, kinds: Mapping[str, str], source: Path
-) -> None:
-    if column not in kinds:
-        raise RulesError(
-            f"{path}: {where}.column: {source} has no column {column!r}; "
-            f"use one of: {', '.join(kinds)}"
-        )
-    if kinds[column] != need:
-        advice = {
-            "text": "a regex or quoted values",
-            "number": "numbers (no quotes) or min/max",
-            "boolean": "true or false",
-        }.get(kinds[column], "another column: lists and structs cannot be tested")
-        raise RulesError(
-            f"{path}: {where}.column: {column!r} holds {kinds[column]} values but this needs "
-            f"{need}; compare it with {advice}"
-        )

@@ -16,18 +16,14 @@ import tokenized_fixtures as fx
 from tokenized_fixtures import CLASSES, labeled_row, write_stage
 from typer.testing import CliRunner
 
+from sharegpt_tools.chat_tokenizer import load_tokenizer
 from sharegpt_tools.cli.main import app
 from sharegpt_tools.schemas import validate
 from sharegpt_tools.templates import DEFAULT_EOT as EOT
 from sharegpt_tools.templates import Position, render_text
-from sharegpt_tools.tokenization import (
-    LongMode,
-    TokenizeError,
-    TokenizeOptions,
-    in_validation,
-    load_tokenizer,
-    run_tokenize,
-)
+from sharegpt_tools.token_rows import in_validation
+from sharegpt_tools.tokenization import run_tokenize
+from sharegpt_tools.tokenize_options import LongMode, TokenizeError, TokenizeOptions
 from sharegpt_tools.workspace import StageError, Workspace
 
 # Session fixtures (tokenizers trained once), shared with test_render.py.

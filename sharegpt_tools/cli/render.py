@@ -35,7 +35,7 @@ def render(
 
     import pyarrow.compute as pc
 
-    from sharegpt_tools.tokenization import TOKENIZER_DIR
+    from sharegpt_tools.chat_tokenizer import TOKENIZER_DIR
     from sharegpt_tools.workspace import StageError, Workspace
 
     ws = Workspace(workspace)

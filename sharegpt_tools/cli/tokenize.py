@@ -18,7 +18,7 @@ from rich.table import Table
 
 from sharegpt_tools.cli.common import WorkspaceOption, console, fail
 from sharegpt_tools.templates import DEFAULT_EOT, Position
-from sharegpt_tools.tokenization import LongMode
+from sharegpt_tools.tokenize_options import LongMode
 
 TEMPLATE = "Template"
 LENGTH = "Length"
@@ -99,12 +99,8 @@ def tokenize(
 
     Everything else gets weight 0; text inside turns is plain text, never control tokens.
     """
-    from sharegpt_tools.tokenization import (
-        TokenizeError,
-        TokenizeOptions,
-        resolve_input,
-        run_tokenize,
-    )
+    from sharegpt_tools.tokenization import resolve_input, run_tokenize
+    from sharegpt_tools.tokenize_options import TokenizeError, TokenizeOptions
     from sharegpt_tools.workspace import StageError, Workspace
 
     options = TokenizeOptions(
