@@ -7,18 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import DownloadColumn, TextColumn
 from rich.table import Table
 
 from sharegpt_tools.clean.refusals import RefusalMode
-from sharegpt_tools.cli.common import WorkspaceOption, console, fail
+from sharegpt_tools.cli.common import WorkspaceOption, console, fail, progress_bar
 from sharegpt_tools.records import MODEL_GPT4, MODEL_GPT35, MODEL_UNKNOWN
 
 
@@ -173,7 +166,7 @@ def clean(
     )
     ws = Workspace(workspace)
     console.print(f"reading {', '.join(str(p) for p in raw)}")
-    with progress_bar() as bar:
+    with progress_bar(DownloadColumn(), TextColumn("{task.fields[rows]:,} rows")) as bar:
         task = bar.add_task("cleaning", total=None, rows=0)
 
         def report(done: int, total: int, rows: int) -> None:
@@ -187,19 +180,6 @@ def clean(
     print_summary(result.counts)
     console.print(
         f"wrote [bold]{result.stage}[/] (conversations.parquet, rejects.parquet, manifest.json)"
-    )
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TextColumn("{task.fields[rows]:,} rows"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
     )
 
 

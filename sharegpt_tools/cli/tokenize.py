@@ -6,17 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import MofNCompleteColumn, TextColumn
 from rich.table import Table
 
-from sharegpt_tools.cli.common import WorkspaceOption, console, fail
+from sharegpt_tools.cli.common import WorkspaceOption, console, fail, progress_bar
 from sharegpt_tools.templates import DEFAULT_EOT, Position
 from sharegpt_tools.tokenize_options import LongMode
 
@@ -116,7 +109,9 @@ def tokenize(
     try:
         source = resolve_input(ws, input_dir)
         console.print(f"reading [bold]{source.path}[/] ({source.note})", highlight=False)
-        with progress_bar() as bar:
+        with progress_bar(
+            MofNCompleteColumn(), TextColumn("conversations, {task.fields[tokens]:,} tokens")
+        ) as bar:
             task = bar.add_task("tokenizing", total=None, tokens=0)
 
             def report(done: int, total: int, tokens: int) -> None:
@@ -131,19 +126,6 @@ def tokenize(
         + (", validation" if "validation" in result.manifest["splits"] else "")
         + ", tokenizer/, manifest.json)",
         highlight=False,
-    )
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("conversations, {task.fields[tokens]:,} tokens"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
     )
 
 
