@@ -35,10 +35,24 @@ class NearDupParams:
     ngram: int = 5
 
 
+def turn_word_hashes(values: list[str]) -> list[np.ndarray]:
+    """The word hashes of each turn: computed once, used by both the exact and the MinHash key."""
+    return [word_hashes(value) for value in values]
+
+
 def exact_key(values: list[str]) -> int:
-    """Hash of the conversation's text with case and whitespace folded."""
-    text = "\x1f".join(" ".join(v.lower().split()) for v in values)
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+    """Hash of the conversation's text with case and whitespace folded (see `exact_key_of`)."""
+    return exact_key_of(turn_word_hashes(values))
+
+
+def exact_key_of(turn_hashes: list[np.ndarray]) -> int:
+    """Two conversations get the same key when every turn has the same sequence of lower-cased
+    words: case and spacing are folded (and, in CJK text, punctuation), turn boundaries kept."""
+    digest = hashlib.blake2b(digest_size=8)
+    for hashes in turn_hashes:
+        digest.update(hashes.tobytes())
+        digest.update(b"\x1f")  # one byte: a turn boundary never looks like 8 hash bytes
+    return int.from_bytes(digest.digest(), "little")
 
 
 def tokenize_words(text: str) -> list[str]:
@@ -60,23 +74,36 @@ def shingles(text: str, n: int) -> set[bytes]:
 
 
 def shingle_hashes(text: str, n: int) -> np.ndarray:
-    """32-bit hashes of the distinct word n-grams, computed without building n-gram strings.
+    """32-bit hashes of the word n-grams of `text` (see `ngram_hashes`)."""
+    return ngram_hashes(word_hashes(text), n)
 
-    Each token is hashed once (crc32); an n-gram's hash mixes its tokens' hashes with fixed odd
-    multipliers in uint64 arithmetic, then folds to 32 bits (what datasketch's permutations take).
-    About 5x faster than joining and hashing every n-gram string in Python.
+
+def ngram_hashes(token_hashes: np.ndarray, n: int) -> np.ndarray:
+    """32-bit hashes of the word n-grams, computed without building n-gram strings.
+
+    Repeated n-grams are left in: a minimum does not change when values repeat, and
+    de-duplicating (np.unique) would cost more than the repeats do.
+
+    Each token gets a 64-bit hash; an n-gram's hash mixes its tokens' hashes with fixed odd
+    multipliers in uint64 arithmetic and folds to 32 bits (what datasketch's permutations take).
     """
-    tokens = tokenize_words(text)
-    if not tokens:
+    if token_hashes.size == 0:
         return np.empty(0, dtype=np.uint64)
-    token_hashes = np.fromiter(map(token_hash, tokens), dtype=np.uint64, count=len(tokens))
-    width = min(n, len(tokens))
-    count = len(tokens) - width + 1
+    width = min(n, token_hashes.size)
+    count = token_hashes.size - width + 1
     mixed = np.zeros(count, dtype=np.uint64)
     for k in range(width):
         mixed += token_hashes[k : k + count] * _MIX[k]
-    folded = (mixed >> np.uint64(32)) ^ (mixed & np.uint64(0xFFFFFFFF))
-    return np.unique(folded)
+    return (mixed >> np.uint64(32)) ^ (mixed & np.uint64(0xFFFFFFFF))
+
+
+def word_hashes(text: str) -> np.ndarray:
+    """One 64-bit hash per word of `text` (lower-cased; CJK characters are words of their own)."""
+    lowered = text.lower()
+    if HAS_CJK.search(lowered):
+        tokens = TOKEN.findall(lowered)
+        return np.fromiter(map(token_hash, tokens), dtype=np.uint64, count=len(tokens))
+    return whitespace_word_hashes(lowered.encode("utf-8"))
 
 
 @lru_cache(maxsize=1 << 18)
@@ -85,8 +112,47 @@ def token_hash(token: str) -> int:
     return zlib.crc32(token.encode("utf-8"))
 
 
-def identity(value: int) -> int:
-    return value
+# Polynomial hashing of the UTF-8 bytes, vectorised: with C = cumsum(b_j · P^-j) (mod 2^64),
+# the hash of the bytes [s, e) is Σ b_j · P^(e-1-j) = P^(e-1) · (C[e] - C[s]). P is odd, hence
+# invertible modulo 2^64, and uint64 arithmetic wraps modulo 2^64 by itself.
+_P = np.uint64(0x100000001B3)
+_P_INVERSE = np.uint64(pow(int(_P), -1, 2**64))
+_WHITESPACE = np.zeros(256, dtype=bool)
+_WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True
+
+
+@lru_cache(maxsize=1)
+def _powers(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """P^k and P^-k (mod 2^64) for k < size; cached, the size grows by doubling."""
+
+    def powers_of(base: np.uint64) -> np.ndarray:
+        factors = np.full(size, base, dtype=np.uint64)
+        factors[0] = 1
+        return np.cumprod(factors, dtype=np.uint64)  # wraps modulo 2^64, as intended
+
+    return powers_of(_P), powers_of(_P_INVERSE)
+
+
+def power_tables(length: int) -> tuple[np.ndarray, np.ndarray]:
+    size = 1 << max(16, (length + 1).bit_length())
+    return _powers(size)
+
+
+def whitespace_word_hashes(data: bytes) -> np.ndarray:
+    """Hashes of the whitespace-separated words of UTF-8 `data`, without a Python-level loop."""
+    codes = np.frombuffer(data, dtype=np.uint8)
+    if codes.size == 0:
+        return np.empty(0, dtype=np.uint64)
+    is_word = ~_WHITESPACE[codes]
+    edges = np.diff(np.concatenate(([False], is_word, [False])).astype(np.int8))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    if starts.size == 0:
+        return np.empty(0, dtype=np.uint64)
+    forward, backward = power_tables(codes.size)
+    with np.errstate(over="ignore"):
+        weighted = np.cumsum(codes * backward[: codes.size], dtype=np.uint64)
+        prefix = np.concatenate((np.zeros(1, dtype=np.uint64), weighted))  # stays uint64
+        return forward[ends - 1] * (prefix[ends] - prefix[starts])
 
 
 @lru_cache(maxsize=8)
@@ -103,26 +169,63 @@ def band_layout(threshold: float, num_perm: int) -> tuple[int, int]:
     return lsh.b, lsh.r
 
 
+@dataclass(frozen=True)
+class MinHashScheme:
+    """datasketch's permutations and LSH band layout, made once in the main process.
+
+    Workers receive this small object instead of importing datasketch (whose `lsh` module pulls
+    in scipy: ~0.45 s per process) and apply the permutations with numpy (`Signer.signature`).
+    """
+
+    a: np.ndarray  # uint32 multipliers of datasketch's affine32 permutations
+    b: np.ndarray  # uint32 offsets
+    bands: int
+    rows: int
+
+    @classmethod
+    def from_datasketch(cls, params: NearDupParams) -> MinHashScheme:
+        from datasketch import MinHash
+
+        a, b = MinHash(num_perm=params.num_perm, seed=1, scheme="affine32").permutations
+        bands, rows = band_layout(params.threshold, params.num_perm)
+        return cls(np.asarray(a, np.uint32), np.asarray(b, np.uint32), bands, rows)
+
+
+def fmix32(values: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer: the pre-mix datasketch's affine32 scheme applies."""
+    values = values ^ (values >> np.uint32(16))
+    values = values * np.uint32(0x85EBCA6B)
+    values = values ^ (values >> np.uint32(13))
+    values = values * np.uint32(0xC2B2AE35)
+    return values ^ (values >> np.uint32(16))
+
+
 class Signer:
     """MinHash signature and band hashes of a conversation (runs in the worker processes)."""
 
-    def __init__(self, params: NearDupParams) -> None:
-        from datasketch import MinHash
-
+    def __init__(self, params: NearDupParams, scheme: MinHashScheme | None = None) -> None:
         self.params = params
-        self.bands, self.rows = band_layout(params.threshold, params.num_perm)
-        # One template MinHash: copying its permutations is cheaper than regenerating them. The
-        # shingles arrive already hashed (see `shingle_hashes`), so its hash function is identity.
-        self._template = MinHash(num_perm=params.num_perm, seed=1, hashfunc=identity)
+        self.scheme = scheme or MinHashScheme.from_datasketch(params)
+        self.bands, self.rows = self.scheme.bands, self.scheme.rows
 
     def signature(self, values: list[str]) -> np.ndarray | None:
-        """None for a text without a single word: it has nothing to be similar by."""
-        hashes = shingle_hashes(" ".join(values), self.params.ngram)
+        """datasketch's affine32 MinHash of the word n-grams, as one numpy expression.
+
+        Equal to `MinHash(num_perm, seed=1).update_batch(hashes)` with identity hashing (a test
+        checks it), without datasketch's per-element Python loop. None for a text without a
+        single word: it has nothing to be similar by.
+        """
+        return self.signature_of(turn_word_hashes(values))
+
+    def signature_of(self, turn_hashes: list[np.ndarray]) -> np.ndarray | None:
+        """The signature from the turns' word hashes (n-grams run across turn boundaries)."""
+        hashes = ngram_hashes(np.concatenate(turn_hashes), self.params.ngram)
         if hashes.size == 0:
             return None
-        minhash = self._template.copy()
-        minhash.update_batch(hashes.tolist())
-        return minhash.hashvalues.astype(np.uint32)
+        mixed = fmix32(hashes.astype(np.uint32))[:, None]
+        with np.errstate(over="ignore"):  # uint32 arithmetic wraps, as the scheme intends
+            permuted = mixed * self.scheme.a[None, :] + self.scheme.b[None, :]
+        return permuted.min(axis=0)
 
     def band_hashes(self, signature: np.ndarray) -> np.ndarray:
         used = signature[: self.bands * self.rows].astype(np.uint64).reshape(self.bands, self.rows)

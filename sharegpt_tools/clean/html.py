@@ -28,6 +28,7 @@ HTML_MARKER = re.compile(
 GLUED_COUNTER = re.compile(r"^\s*(\d{1,2}) / (\d{1,2})(?=[^\d\s/])")
 STANDALONE_COUNTER = re.compile(r"^\s*\d{1,2} / \d{1,2}\s*$")
 
+SLUG_ATTRIBUTE = "data-message-model-slug"
 HEADINGS = {f"h{i}": i for i in range(1, 7)}
 BLOCK_TAGS = {
     "p", "div", "pre", "ul", "ol", "table", "blockquote", "hr", "section", "article", "header",
@@ -66,8 +67,10 @@ def convert_assistant_value(value: str) -> AssistantTurn:
     body = tree.body
     if body is None:
         return AssistantTurn(text="")
-    slug_node = tree.css_first("[data-message-model-slug]")
-    slug = slug_node.attributes.get("data-message-model-slug") if slug_node else None
+    slug = None
+    if SLUG_ATTRIBUTE in value:  # a CSS search of every tree costs as much as rendering it
+        slug_node = tree.css_first(f"[{SLUG_ATTRIBUTE}]")
+        slug = slug_node.attributes.get(SLUG_ATTRIBUTE) if slug_node else None
     markdown = join_blocks(render_blocks(body, top_level=True))
     return AssistantTurn(text=markdown.strip(), model_slug=slug)
 

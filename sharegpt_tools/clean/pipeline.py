@@ -32,8 +32,8 @@ from sharegpt_tools.clean.batches import (
     ChunkResult,
     clean_chunk,
 )
-from sharegpt_tools.clean.dedup import band_layout, find_near_duplicates
-from sharegpt_tools.clean.steps import CleanOptions, RowCleaner
+from sharegpt_tools.clean.dedup import MinHashScheme, band_layout, find_near_duplicates
+from sharegpt_tools.clean.steps import CleanOptions, RowCleaner, near_dup_params
 from sharegpt_tools.io.readers import RawRow, RowReader
 from sharegpt_tools.records import CLEAN_SCHEMA, REJECTS_SCHEMA, Reason
 from sharegpt_tools.workspace import (
@@ -63,9 +63,9 @@ class CleanResult:
 _worker_cleaner: RowCleaner | None = None
 
 
-def _init_worker(options: CleanOptions) -> None:
+def _init_worker(options: CleanOptions, scheme: MinHashScheme | None) -> None:
     global _worker_cleaner
-    _worker_cleaner = RowCleaner(options)
+    _worker_cleaner = RowCleaner(options, scheme)
 
 
 def _clean_chunk_in_worker(rows: list[RawRow]) -> ChunkResult:
@@ -86,14 +86,15 @@ def chunked(rows: Iterable[RawRow], size: int) -> Iterator[list[RawRow]]:
 def clean_chunks(rows: Iterable[RawRow], options: CleanOptions) -> Iterator[ChunkResult]:
     """Chunk results in input order; at most a few chunks in flight, so reading never runs ahead."""
     workers = worker_count(options.workers)
+    scheme = MinHashScheme.from_datasketch(near_dup_params(options)) if options.near_dedup else None
     if workers == 1:
-        cleaner = RowCleaner(options)
+        cleaner = RowCleaner(options, scheme)
         yield from (clean_chunk(cleaner, chunk) for chunk in chunked(rows, options.batch_size))
         return
     # spawn, not fork: the parent holds Arrow/polars thread pools that a fork would copy mid-flight.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(options,)
+        workers, mp_context=context, initializer=_init_worker, initargs=(options, scheme)
     ) as pool:
         pending: deque[Future[ChunkResult]] = deque()
         for chunk in chunked(rows, options.batch_size):
@@ -179,8 +180,11 @@ def run_clean(
     with workspace.writing_stage("clean") as out:
         rejects = RejectSink(out / REJECTS, accounting)
         state = DedupState(options)
-        # The spill is temporary: lz4 costs the main process far less than zstd on the originals.
-        spill = pq.ParquetWriter(out / CANDIDATES, SPILLED_SCHEMA, compression="lz4")
+        # The spill is temporary: lz4 and no dictionary pages cost the main process far less
+        # than zstd and dictionary attempts on the original rows.
+        spill = pq.ParquetWriter(
+            out / CANDIDATES, SPILLED_SCHEMA, compression="lz4", use_dictionary=False
+        )
         with spill as candidates:
             for chunk in clean_chunks(reader, options):
                 accounting.rows_in += chunk.kept.num_rows + chunk.rejects.num_rows

@@ -16,7 +16,13 @@ import numpy as np
 import orjson
 
 from sharegpt_tools.clean import attribution, html, language, structure
-from sharegpt_tools.clean.dedup import NearDupParams, Signer, exact_key
+from sharegpt_tools.clean.dedup import (
+    MinHashScheme,
+    NearDupParams,
+    Signer,
+    exact_key_of,
+    turn_word_hashes,
+)
 from sharegpt_tools.clean.refusals import RefusalMode, find_refusal, load_phrases
 from sharegpt_tools.io.readers import RawRow
 from sharegpt_tools.records import (
@@ -81,8 +87,14 @@ def original_json(value: object) -> str:
         return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def near_dup_params(options: CleanOptions) -> NearDupParams:
+    return NearDupParams(options.near_threshold, options.num_perm, options.near_ngram)
+
+
 class RowCleaner:
-    def __init__(self, options: CleanOptions) -> None:
+    """All per-row steps; `scheme` (made once in the main process) spares workers datasketch."""
+
+    def __init__(self, options: CleanOptions, scheme: MinHashScheme | None = None) -> None:
         self.options = options
         self.identifier = (
             None
@@ -90,11 +102,7 @@ class RowCleaner:
             else language.make_identifier(options.lang_backend)
         )
         self.phrases = load_phrases(options.refusal_phrases)
-        self.signer = (
-            Signer(NearDupParams(options.near_threshold, options.num_perm, options.near_ngram))
-            if options.near_dedup
-            else None
-        )
+        self.signer = Signer(near_dup_params(options), scheme) if options.near_dedup else None
 
     def clean(self, raw: RawRow) -> Outcome:
         return self.clean_many([raw])[0]
@@ -207,10 +215,11 @@ class RowCleaner:
     def _dedup_keys(self, outcome: Outcome) -> None:
         assert outcome.record is not None
         values = [turn["value"] for turn in outcome.record["conversations"]]
-        outcome.exact = exact_key(values)
+        words = turn_word_hashes(values)
+        outcome.exact = exact_key_of(words)
         if self.signer is None:
             return
-        signature = self.signer.signature(values)
+        signature = self.signer.signature_of(words)
         if signature is None:  # no words at all: give it bands nothing else can share
             bands = np.full(self.signer.bands, outcome.exact, dtype=np.uint64)
             bands += np.arange(self.signer.bands, dtype=np.uint64)

@@ -47,3 +47,15 @@ def test_near_duplicates_point_at_the_earliest_kept_row() -> None:
 def test_dissimilar_texts_are_not_flagged() -> None:
     half = " ".join(BASE.split()[:40]) + " but then something else entirely happened to everyone"
     assert run([BASE, half]) == []
+
+
+def test_numpy_signature_equals_datasketch_minhash() -> None:
+    """Our vectorised permutations reproduce datasketch's affine32 MinHash exactly."""
+    from datasketch import MinHash
+
+    from sharegpt_tools.clean.dedup import shingle_hashes
+
+    signer = Signer(NearDupParams())
+    reference = MinHash(num_perm=128, seed=1, hashfunc=int)
+    reference.update_batch(shingle_hashes(BASE, 5).tolist())
+    assert (signer.signature([BASE]) == reference.hashvalues).all()
