@@ -204,15 +204,24 @@ def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
     return value
 
 
-def train_step(run: Run, bins: list[list[int]]) -> dict:
-    """One optimiser step: this rank's packed micro-batch, the global weighted mean loss."""
-    started = time.perf_counter()
+def backward(run: Run, bins: list[list[int]]) -> tuple[loss.WeightedSums, torch.Tensor]:
+    """Forward and backward of this rank's micro-batch of a step; (its sums, global Σ w).
+
+    After it, every rank holds the gradient of the step's global weighted mean loss.
+    """
     rows = [run.data.train[i] for i in bins[run.rank]]
     sums = forward_loss(run, pack(rows, run.class_index))
     global_weight = all_reduce_sum(sums.weight_sum)
     # DeepSpeed averages gradients over ranks: × world size makes the average the global mean's.
     step_loss = loss.weighted_mean_loss(sums.loss_sum, global_weight) * run.world
     run.engine.backward(step_loss)
+    return sums, global_weight
+
+
+def train_step(run: Run, bins: list[list[int]]) -> dict:
+    """One optimiser step: this rank's packed micro-batch, the global weighted mean loss."""
+    started = time.perf_counter()
+    sums, global_weight = backward(run, bins)
     grad_norm = gradient_norm(run)
     run.engine.step()
     global_loss = all_reduce_sum(sums.loss_sum) / global_weight.clamp(min=1e-12)

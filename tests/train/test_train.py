@@ -20,7 +20,7 @@ from tokenized_fixtures import labeled_row, toy_tokenizer, write_stage  # noqa: 
 
 from crlft_train.data import block_causal_mask, load_tokenized, pack
 from crlft_train.loss import token_losses, weighted_sums
-from crlft_train.train import packed_loss_sums
+from crlft_train.train import free_port, packed_loss_sums
 from sharegpt_tools.tokenization import TokenizeOptions, run_tokenize
 from sharegpt_tools.workspace import Workspace
 
@@ -183,3 +183,31 @@ def test_bad_inputs_are_one_readable_line(workspace: Path, tmp_path: Path) -> No
     process = crlft_train(workspace, tmp_path / "run", "--batch-max-len", "16", "--max-steps", "1")
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 2 and "raise --batch-max-len" in output
+
+
+def test_two_ranks_give_the_gradient_of_one_rank_on_the_same_global_batch(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """The weighted mean is over the global batch: Σ w is all-reduced before backward."""
+    probe = Path(__file__).with_name("gradient_probe.py")
+    # Sequences of different classes (weights 1.0 and 0.1) and lengths on each rank.
+    indices = ["0", "1", "2", "5", "3", "4", "6", "7"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    common = [str(workspace), str(workspace / "tiny.json")]
+    one = subprocess.run(
+        [sys.executable, str(probe), *common, str(tmp_path / "one.pt"), *indices],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-2000:]
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", str(free_port()), str(probe), *common, str(tmp_path / "two.pt"),
+         *indices],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-2000:]
+    single, double = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
+    assert single.keys() == double.keys()
+    for name in single:
+        torch.testing.assert_close(double[name], single[name], rtol=1e-5, atol=1e-7)
+    assert any(g.abs().sum() > 0 for g in single.values())
