@@ -97,4 +97,5 @@ def embedding_matrices(model: torch.nn.Module) -> list[torch.Tensor]:
 
 
 def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    # Under ZeRO-3 a parameter's local tensor is empty; DeepSpeed keeps the full size in ds_numel.
+    return sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())

@@ -27,6 +27,7 @@ from crlft_train.data import (
     load_tokenized,
     pack,
 )
+from crlft_train.ds_config import load_deepspeed_config
 from crlft_train.metrics import MetricsLog, console, summary_line
 from crlft_train.model import build_model, count_parameters
 from crlft_train.packing import MultipackSampler, packing_efficiency
@@ -80,8 +81,6 @@ def free_port() -> int:
 
 
 def deepspeed_config(config: TrainConfig, bf16: bool) -> dict:
-    import json
-
     base = {
         "train_micro_batch_size_per_gpu": 1,
         "gradient_accumulation_steps": 1,
@@ -92,9 +91,11 @@ def deepspeed_config(config: TrainConfig, bf16: bool) -> dict:
     }
     if config.deepspeed_config is None:
         return base
-    user = json.loads(config.deepspeed_config.read_text(encoding="utf-8"))
-    # The packing sampler defines the batch: one packed micro-batch per rank per step.
-    return {**user, **{k: base[k] for k in ("train_micro_batch_size_per_gpu",)}}
+    user = load_deepspeed_config(config.deepspeed_config)
+    # The file's settings win over the flags' (--zero, precision, clipping); the packing sampler
+    # defines the batch: one packed micro-batch per rank per step, no DeepSpeed accumulation.
+    user.pop("train_batch_size", None)
+    return {**base, **user, "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 1}
 
 
 def setup(config: TrainConfig) -> Run:
@@ -103,6 +104,8 @@ def setup(config: TrainConfig) -> Run:
 
     config.validate()
     data = load_tokenized(config.data)  # before the process group: bad input fails fast
+    if config.deepspeed_config is not None:
+        load_deepspeed_config(config.deepspeed_config)
     rank, world = init_distributed()
     tokenizer = AutoTokenizer.from_pretrained(str(data.tokenizer_dir), local_files_only=True)
     model = build_model(config.model, config.model_config, len(tokenizer), config.seed)

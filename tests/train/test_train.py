@@ -175,6 +175,18 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_losses(
         assert resumed[step]["lr"] == pytest.approx(whole[step]["lr"], rel=1e-9)
 
 
+def test_zero3_export_gathers_the_full_weights(workspace: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run = tmp_path / "zero3"
+    finish(crlft_train(workspace, run, "--max-steps", "2", "--zero", "3"))
+    model = AutoModelForCausalLM.from_pretrained(run / "final", local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(run / "final", local_files_only=True)
+    embeddings = model.get_input_embeddings().weight
+    assert embeddings.shape[0] == len(tokenizer)  # resized for <|end_of_turn|>, then gathered
+    assert all(p.numel() > 0 and p.abs().sum() > 0 for p in model.parameters())
+
+
 def test_bad_inputs_are_one_readable_line(workspace: Path, tmp_path: Path) -> None:
     process = crlft_train(tmp_path / "nothing", tmp_path / "run")
     output, _ = process.communicate(timeout=300)
@@ -183,6 +195,17 @@ def test_bad_inputs_are_one_readable_line(workspace: Path, tmp_path: Path) -> No
     process = crlft_train(workspace, tmp_path / "run", "--batch-max-len", "16", "--max-steps", "1")
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 2 and "raise --batch-max-len" in output
+    typo = tmp_path / "ds.json"
+    typo.write_text('{"zero_optimisation": {"stage": 2}}', encoding="utf-8")
+    process = crlft_train(workspace, tmp_path / "run", "--deepspeed", str(typo))
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 2 and "did you mean 'zero_optimization'" in output
+    empty_model = tmp_path / "model"
+    empty_model.mkdir()
+    (empty_model / "config.json").write_text(json.dumps(TINY), encoding="utf-8")
+    process = crlft_train(workspace, tmp_path / "run", "--model", str(empty_model))
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 2 and "no weights" in output and "Traceback" not in output
 
 
 def test_two_ranks_give_the_gradient_of_one_rank_on_the_same_global_batch(
