@@ -306,6 +306,8 @@ def train(config: TrainConfig) -> Path | None:
         run.sampler.load_state_dict(state["sampler"])
         step = state["step"]
         announce(run, f"resumed from step {step} ({config.output / checkpoint.CHECKPOINTS})")
+    elif config.resume:
+        announce(run, f"--resume: no checkpoint in {config.output}, starting from step 0")
     announce(run, describe(run))
     with MetricsLog(config.output, enabled=run.rank == 0, resume=state is not None) as log:
         for epoch in range(run.sampler.epoch, config.epochs):
