@@ -8,8 +8,9 @@ steps for --batch-max-len):
 1. crlft-train, the real command (DeepSpeed engine, ZeRO 0, fp32): tokens/s per step from its
    metrics.jsonl, steps 3.. (median), and its packing efficiency;
 2. in-process, no DeepSpeed, the same model and steps, median step time of
-   a. the packed step with the C-RLFT weighted loss (`train.packed_loss_sums`),
-   b. the packed step with an unweighted loss (plain mean CE of the supervised tokens), and
+   a. the packed step with the C-RLFT weighted loss (`train.packed_loss_sums`: the step's
+      sequences run as a padded sub-batch, see its docstring),
+   b. the same step with an unweighted loss (plain mean CE of the supervised tokens), and
    c. a plain transformers loop: the same sequences of each step as one padded batch
       (`attention_mask`, `labels`, the model's own loss);
    reporting tokens/s (real tokens, padding excluded), the weighted-loss overhead (a / b - 1) and
@@ -72,10 +73,10 @@ def in_process_rates(ws: Path, steps: int, batch_max_len: int) -> dict:
     import torch
     from transformers import AutoTokenizer
 
-    from crlft_train.data import block_causal_mask, load_tokenized, pack
+    from crlft_train.data import load_tokenized, pack
     from crlft_train.model import build_model
     from crlft_train.packing import MultipackSampler
-    from crlft_train.train import packed_loss_sums
+    from crlft_train.train import logits_at, packed_loss_sums
 
     data = load_tokenized(ws)
     tokenizer = AutoTokenizer.from_pretrained(str(data.tokenizer_dir), local_files_only=True)
@@ -92,11 +93,12 @@ def in_process_rates(ws: Path, steps: int, batch_max_len: int) -> dict:
         return sums.loss_sum / sums.weight_sum.clamp(min=1e-12)
 
     def unweighted(rows: list[dict]) -> torch.Tensor:
+        """The same forward as `weighted`, with a plain mean CE instead of the weighted loss."""
         batch = pack(rows, classes)
-        mask = block_causal_mask(batch.lengths, torch.float32)
-        out = model(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                    attention_mask=mask, labels=batch.labels)  # fmt: skip
-        return out.loss
+        targets = batch.labels[0, 1:]
+        positions = torch.nonzero(targets != -100).squeeze(1)
+        logits = logits_at(model, batch, positions, cpu)
+        return torch.nn.functional.cross_entropy(logits, targets[positions])
 
     def padded(rows: list[dict]) -> torch.Tensor:
         width = max(len(r["input_ids"]) for r in rows)

@@ -20,13 +20,7 @@ import torch.distributed as dist
 
 from crlft_train import checkpoint, loss
 from crlft_train.config import TrainConfig, auto_peak_lr, lr_at
-from crlft_train.data import (
-    PackedBatch,
-    TokenizedData,
-    block_causal_mask,
-    load_tokenized,
-    pack,
-)
+from crlft_train.data import PackedBatch, TokenizedData, load_tokenized, pack
 from crlft_train.ds_config import load_deepspeed_config
 from crlft_train.metrics import MetricsLog, console, summary_line
 from crlft_train.model import build_model, count_parameters
@@ -168,9 +162,12 @@ def packed_loss_sums(
 ) -> loss.WeightedSums:
     """Σ w·CE, Σ w and per-class sums of one packed micro-batch (model: engine or plain module).
 
-    Logits are computed only where the next token is supervised (`logits_to_keep` with those
-    positions): full-vocabulary logits for every token would dominate memory on long packs. The
-    result equals `loss.weighted_sums(loss.token_losses(all logits, labels), weights)`.
+    The micro-batch's sequences run side by side as a right-padded sub-batch, so attention never
+    crosses a sequence boundary and costs Σ L² rather than T² for the whole pack: a dense
+    block-diagonal mask over the packed row made the step 0.53× a padded loop on a CPU
+    (benchmarks/README.md). The packer still decides which sequences share a step, so the token
+    budget per step and the "no sequence dropped" guarantee are unchanged. The result equals
+    `loss.weighted_sums(loss.token_losses(packed logits, labels), weights)` (tested).
     """
     targets = batch.labels[0, 1:]
     weights = batch.weights[0, 1:]
@@ -179,22 +176,35 @@ def packed_loss_sums(
     positions = torch.nonzero(targets != loss.IGNORE_INDEX).squeeze(1)
     if positions.numel() == 0:
         positions = torch.zeros(1, dtype=torch.long)  # keeps the graph; its weight is 0
-    # The additive mask must have the model's compute dtype (a float32 mask on a float64 or
-    # bf16 model is misapplied by SDPA).
-    mask_dtype = next(model.parameters()).dtype
-    output = model(
-        input_ids=batch.input_ids.to(device),
-        position_ids=batch.position_ids.to(device),
-        attention_mask=block_causal_mask(batch.lengths, mask_dtype).to(device),
-        logits_to_keep=positions.to(device),
-        use_cache=False,
-    )
+    logits = logits_at(model, batch, positions, device)
     token_ce = torch.nn.functional.cross_entropy(
-        output.logits[0].float(), targets[positions].clamp(min=0).to(device), reduction="none"
+        logits.float(), targets[positions].clamp(min=0).to(device), reduction="none"
     )
     kept_weights = weights[positions].to(device)
     classes = batch.class_ids[0, 1:][positions].to(device)
     return loss.weighted_sums(token_ce, kept_weights, classes, num_classes)
+
+
+def logits_at(
+    model: torch.nn.Module, batch: PackedBatch, positions: torch.Tensor, device: torch.device
+) -> torch.Tensor:
+    """[K, V] logits at packed-row `positions`, computed on a padded sub-batch of the sequences.
+
+    Position p of the packed row predicts token p + 1, which lies in the same sequence: the first
+    token of every sequence is never a target (`data.pack`).
+    """
+    lengths = torch.tensor(batch.lengths)
+    sequence = sequence_of(batch.lengths)
+    offsets = torch.cumsum(lengths, 0) - lengths
+    width = int(lengths.max())
+    ids = torch.zeros((len(batch.lengths), width), dtype=torch.long)
+    attention = torch.zeros((len(batch.lengths), width), dtype=torch.long)
+    for row, piece in enumerate(torch.split(batch.input_ids[0], batch.lengths)):
+        ids[row, : piece.numel()] = piece
+        attention[row, : piece.numel()] = 1
+    output = model(input_ids=ids.to(device), attention_mask=attention.to(device), use_cache=False)
+    rows = sequence[positions]
+    return output.logits[rows.to(device), (positions - offsets[rows]).to(device)]
 
 
 def sequence_of(lengths: list[int]) -> torch.Tensor:
