@@ -2,8 +2,9 @@
 
 `crlft_train` reads only `tokenized/` (the contract written by `sharegpt-tools tokenize`): a
 `datasets` DatasetDict, its manifest and the tokenizer saved beside it. A micro-batch is several
-whole sequences concatenated into one row (padding-free packing) with per-sequence `position_ids`
-and an attention mask that never lets a token see another sequence.
+whole sequences that the packer chose to share a step, held as one concatenated row with
+per-sequence `position_ids`; `train.logits_at` runs them side by side so that no token ever sees
+another sequence.
 """
 
 from __future__ import annotations
@@ -142,9 +143,10 @@ def dummy_batch() -> PackedBatch:
 def block_causal_mask(lengths: list[int], dtype: torch.dtype) -> torch.Tensor:
     """[1, 1, T, T] additive mask: causal within each sequence, nothing across sequences.
 
-    An additive float mask works with both the SDPA and eager attention of transformers (a bool
-    mask is misread by eager attention); T² floats is fine at the lengths this runs on CPU. On
-    GPU with flash-attention the position ids alone delimit the sequences (varlen kernels).
+    The reference semantics of a packed row (the tests compare the trainer's loss with a forward
+    under this mask). Training does not use it: the dense mask costs T² attention (see
+    `train.logits_at`). An additive float mask works with both the SDPA and eager attention of
+    transformers; a bool mask is misread by eager attention.
     """
     total = sum(lengths)
     sequence = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
