@@ -150,9 +150,18 @@ def chat_command(
         fail(str(exc))
 
 
+def quiet_transformers() -> None:
+    """No per-file progress bars when saving or loading a small model: the run prints its own."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+
+
 def main() -> None:
+    quiet_transformers()
     typer.run(train_command)
 
 
 def chat_main() -> None:
+    quiet_transformers()
     typer.run(chat_command)

@@ -330,7 +330,7 @@ def train(config: TrainConfig) -> Path | None:
                 check_finite(run, record, step)
                 log.log(record)
                 if run.rank == 0 and (step % config.log_every == 0 or step == run.total_steps):
-                    console.print(summary_line(record), highlight=False)
+                    console.print(summary_line(record), highlight=False, soft_wrap=True)
                 if config.save_every and step % config.save_every == 0:
                     save(run, step)
                 if config.eval_every and step % config.eval_every == 0:
@@ -391,4 +391,4 @@ def describe(run: Run) -> str:
 
 def announce(run: Run, message: str) -> None:
     if run.rank == 0:
-        console.print(message, highlight=False)
+        console.print(message, highlight=False, soft_wrap=True)
