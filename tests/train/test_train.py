@@ -148,6 +148,13 @@ def test_train_end_to_end_produces_a_usable_hf_model(workspace: Path, tmp_path: 
     assert generated.shape[1] > inputs["input_ids"].shape[1]
     eot = tokenizer.convert_tokens_to_ids("<|end_of_turn|>")
     assert eot in model.generation_config.eos_token_id
+    for condition in ("GPT4", "GPT3"):  # crlft-chat, one shot, under either condition
+        chat = subprocess.run(
+            [sys.executable, "-c", "from crlft_train.cli import chat_main; chat_main()", str(run),
+             "--condition", condition, "--prompt", "Hello?", "--max-new-tokens", "3"],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert chat.returncode == 0, chat.stderr[-2000:]
 
 
 def test_resume_after_sigkill_reproduces_the_uninterrupted_losses(
