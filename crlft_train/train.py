@@ -188,23 +188,63 @@ def packed_loss_sums(
 def logits_at(
     model: torch.nn.Module, batch: PackedBatch, positions: torch.Tensor, device: torch.device
 ) -> torch.Tensor:
-    """[K, V] logits at packed-row `positions`, computed on a padded sub-batch of the sequences.
+    """[K, V] logits at packed-row `positions`, computed on padded sub-batches of the sequences.
 
     Position p of the packed row predicts token p + 1, which lies in the same sequence: the first
-    token of every sequence is never a target (`data.pack`).
+    token of every sequence is never a target (`data.pack`). Sequences of similar length share a
+    sub-batch (`length_groups`), so one long sequence does not pad twenty short ones to its size.
     """
-    lengths = torch.tensor(batch.lengths)
     sequence = sequence_of(batch.lengths)
-    offsets = torch.cumsum(lengths, 0) - lengths
-    width = int(lengths.max())
-    ids = torch.zeros((len(batch.lengths), width), dtype=torch.long)
-    attention = torch.zeros((len(batch.lengths), width), dtype=torch.long)
-    for row, piece in enumerate(torch.split(batch.input_ids[0], batch.lengths)):
+    offsets = torch.cumsum(torch.tensor(batch.lengths), 0) - torch.tensor(batch.lengths)
+    pieces = torch.split(batch.input_ids[0], batch.lengths)
+    rows = sequence[positions]
+    chunks, order = [], []
+    for group in length_groups(batch.lengths):
+        wanted = torch.nonzero(torch.isin(rows, torch.tensor(group))).squeeze(1)
+        if wanted.numel() == 0:
+            continue  # no supervised token in these sequences: skip their forward
+        ids, attention = padded([pieces[i] for i in group])
+        output = model(
+            input_ids=ids.to(device), attention_mask=attention.to(device), use_cache=False
+        )
+        slot = {sequence_index: slot for slot, sequence_index in enumerate(group)}
+        local_rows = torch.tensor([slot[int(r)] for r in rows[wanted]])
+        local_positions = positions[wanted] - offsets[rows[wanted]]
+        chunks.append(output.logits[local_rows.to(device), local_positions.to(device)])
+        order.append(wanted)
+    inverse = torch.argsort(torch.cat(order))
+    return torch.cat(chunks)[inverse.to(device)]
+
+
+def padded(pieces: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded [n, longest] token ids and the matching attention mask."""
+    width = max(piece.numel() for piece in pieces)
+    ids = torch.zeros((len(pieces), width), dtype=torch.long)
+    attention = torch.zeros((len(pieces), width), dtype=torch.long)
+    for row, piece in enumerate(pieces):
         ids[row, : piece.numel()] = piece
         attention[row, : piece.numel()] = 1
-    output = model(input_ids=ids.to(device), attention_mask=attention.to(device), use_cache=False)
-    rows = sequence[positions]
-    return output.logits[rows.to(device), (positions - offsets[rows]).to(device)]
+    return ids, attention
+
+
+def length_groups(lengths: list[int], max_waste: float = 0.25) -> list[list[int]]:
+    """Sequence indices in groups of similar length (longest first), each padding at most
+    `max_waste` of its real tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    groups: list[list[int]] = []
+    current: list[int] = []
+    real = 0
+    for index in order:
+        if current and (len(current) + 1) * lengths[current[0]] > (1 + max_waste) * (
+            real + lengths[index]
+        ):
+            groups.append(current)
+            current, real = [], 0
+        current.append(index)
+        real += lengths[index]
+    if current:
+        groups.append(current)
+    return groups
 
 
 def sequence_of(lengths: list[int]) -> torch.Tensor:

@@ -63,3 +63,14 @@ def test_deepspeed_config_typos_and_bad_sections(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_deepspeed_config(path)
+
+
+def test_length_groups_cover_every_sequence_and_bound_the_padding() -> None:
+    from crlft_train.train import length_groups
+
+    lengths = [100, 90, 10, 12, 4000, 95, 11, 700, 650]
+    groups = length_groups(lengths)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    for group in groups:
+        real = sum(lengths[i] for i in group)
+        assert len(group) == 1 or len(group) * max(lengths[i] for i in group) <= 1.25 * real

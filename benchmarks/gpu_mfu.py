@@ -1,0 +1,153 @@
+"""Model FLOPs utilisation of crlft-train on one GPU: a ~1.1B random-init Llama, bf16, ZeRO-2.
+
+Builds a synthetic tokenized dataset in the tokenized contract (random token ids, ShareGPT-like
+lognormal lengths, two classes with weights 1.0 / 0.1) next to a copy of a local tokenizer, runs
+the real `crlft-train` on it, and reports tokens/s (median of the steps after warm-up) and
+MFU = 6 · N · tokens/s / peak, with N the parameter count and the peak the GPU's dense bf16 rate
+(989.4 TFLOP/s for H100/H200 SXM). 6N counts the matrix work of forward and backward; attention's
+own FLOPs are left out, so this MFU is a slight underestimate.
+
+Usage: python benchmarks/gpu_mfu.py --tokenizer DIR [--steps 14] [--batch-max-len 16384]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+# TinyLlama-1.1B's shape: 22 layers, hidden 2048, GQA with 4 key/value heads.
+MODEL = {
+    "model_type": "llama",
+    "hidden_size": 2048,
+    "intermediate_size": 5632,
+    "num_hidden_layers": 22,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 4096,
+    "vocab_size": 32000,
+    "rms_norm_eps": 1e-5,
+    "tie_word_embeddings": False,
+}
+PEAK_BF16 = 989.4e12
+
+
+def synthetic_dataset(folder: Path, tokenizer: Path, sequences: int, seed: int = 0) -> None:
+    """A DatasetDict + manifest + tokenizer in the layout `sharegpt-tools tokenize` writes."""
+    import datasets
+
+    rng = np.random.default_rng(seed)
+    vocab = 4000
+    lengths = np.clip(rng.lognormal(6.3, 0.9, sequences), 64, 4096).astype(int)
+    rows: dict[str, list] = {k: [] for k in ("input_ids", "labels", "loss_weights", "class")}
+    for i, n in enumerate(lengths):
+        ids = rng.integers(5, vocab, n).astype(np.int32)
+        prompt = max(1, n // 4)  # the first quarter is the (unsupervised) prompt
+        labels = ids.copy()
+        labels[:prompt] = -100
+        expert = i % 10 == 0
+        weights = np.where(labels == -100, 0.0, 1.0 if expert else 0.1).astype(np.float32)
+        rows["input_ids"].append(ids)
+        rows["labels"].append(labels)
+        rows["loss_weights"].append(weights)
+        rows["class"].append("gpt4" if expert else "gpt35")
+    rows["attention_mask"] = [np.ones(n, dtype=np.int8) for n in lengths]
+    rows["length"] = lengths.astype(np.int32).tolist()
+    rows["id"] = [f"s{i}" for i in range(sequences)]
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows)}).save_to_disk(str(folder))
+    shutil.copytree(tokenizer, folder / "tokenizer")
+    by_class = {
+        name: {
+            "condition": condition,
+            "weight": weight,
+            "header": "",
+            "prefixes": {
+                "system": "System: ",
+                "human": f"{condition} User: ",
+                "gpt": f"{condition} Assistant: ",
+            },
+        }
+        for name, condition, weight in (("gpt4", "GPT4", 1.0), ("gpt35", "GPT3", 0.1))
+    }
+    manifest = {
+        "stage": "tokenized",
+        "fingerprint": "synthetic0000000",
+        "tokenizer": {"saved_to": "tokenizer"},
+        "templates": {"eot": "<|end_of_turn|>", "bos": "<s>", "by_class": by_class},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def parameter_count(config: dict) -> int:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    values = dict(config)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(
+            AutoConfig.for_model(values.pop("model_type"), **values)
+        )
+    return sum(p.numel() for p in model.parameters())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokenizer", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=14)
+    parser.add_argument("--batch-max-len", type=int, default=16384)
+    parser.add_argument("--sequences", type=int, default=3000)
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
+    parser.add_argument("--model", type=Path, help="a config.json instead of the 1.1B shape")
+    args = parser.parse_args()
+    import torch
+
+    model = json.loads(args.model.read_text()) if args.model else MODEL
+    work = Path(tempfile.mkdtemp(prefix="crlft-mfu-"))
+    synthetic_dataset(work / "data", args.tokenizer, args.sequences)
+    (work / "model.json").write_text(json.dumps(model))
+    run = work / "run"
+    command = [
+        sys.executable, "-m", "crlft_train", str(work / "data"), "--output", str(run),
+        "--model-config", str(work / "model.json"), "--zero", "2",
+        "--bf16" if torch.cuda.is_available() else "--fp32",
+        "--batch-max-len", str(args.batch_max_len), "--max-steps", str(args.steps),
+        "--lr", "1e-4", "--epochs", "1",
+    ]  # fmt: skip
+    finished = subprocess.run(command, capture_output=True, text=True, check=False)
+    (args.out / "train.log").write_text(finished.stdout[-20000:] + finished.stderr[-20000:])
+    if finished.returncode != 0:
+        print(finished.stderr[-4000:])
+        sys.exit(finished.returncode)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "tokens_per_s" in r][4:]
+    rate = statistics.median(r["tokens_per_s"] for r in steps)
+    params = parameter_count(model)
+    mfu = 6 * params * rate / PEAK_BF16
+    result = {
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "parameters": params,
+        "batch_max_len": args.batch_max_len,
+        "steps_measured": len(steps),
+        "tokens_per_s": rate,
+        "packing_efficiency": statistics.mean(r["packing_efficiency"] for r in steps),
+        "mfu_6N": mfu,
+    }
+    (args.out / "mfu.json").write_text(json.dumps(result, indent=2))
+    print("| device | params | tokens/step | tokens/s | packing | MFU (6N) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    print(
+        f"| {result['device']} | {params / 1e9:.2f} B | {args.batch_max_len:,} | {rate:,.0f} | "
+        f"{result['packing_efficiency']:.1%} | {mfu:.1%} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
