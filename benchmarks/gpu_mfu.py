@@ -62,7 +62,13 @@ def synthetic_dataset(folder: Path, tokenizer: Path, sequences: int, seed: int =
     rows["attention_mask"] = [np.ones(n, dtype=np.int8) for n in lengths]
     rows["length"] = lengths.astype(np.int32).tolist()
     rows["id"] = [f"s{i}" for i in range(sequences)]
-    datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows)}).save_to_disk(str(folder))
+    import pyarrow as pa
+    from datasets.table import InMemoryTable
+
+    # A fixed fingerprint: datasets' own hashes the table with dill, which fails on some
+    # pyarrow/Python pairs (seen on a GPU image with Python 3.12).
+    train = datasets.Dataset(InMemoryTable(pa.table(rows)), fingerprint="synthetic-train")
+    datasets.DatasetDict({"train": train}).save_to_disk(str(folder))
     shutil.copytree(tokenizer, folder / "tokenizer")
     by_class = {
         name: {
