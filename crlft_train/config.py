@@ -8,7 +8,7 @@ the square root of the tokens per optimiser step (see `auto_peak_lr`).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 # `--lr auto`: a peak LR at a reference batch of 65,536 tokens per step, scaled by
@@ -52,7 +52,6 @@ class TrainConfig:
     save_every: int = 0  # 0 = at the end only
     log_every: int = 1
     resume: bool = False
-    extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.epochs < 1:

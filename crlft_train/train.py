@@ -74,7 +74,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def deepspeed_config(config: TrainConfig, bf16: bool) -> dict:
+def deepspeed_config(config: TrainConfig, bf16: bool, user: dict | None) -> dict:
     base = {
         "train_micro_batch_size_per_gpu": 1,
         "gradient_accumulation_steps": 1,
@@ -83,9 +83,8 @@ def deepspeed_config(config: TrainConfig, bf16: bool) -> dict:
         "bf16": {"enabled": bf16},
         "steps_per_print": 10**9,
     }
-    if config.deepspeed_config is None:
+    if user is None:
         return base
-    user = load_deepspeed_config(config.deepspeed_config)
     # The file's settings win over the flags' (--zero, precision, clipping); the packing sampler
     # defines the batch: one packed micro-batch per rank per step, no DeepSpeed accumulation.
     user.pop("train_batch_size", None)
@@ -98,8 +97,7 @@ def setup(config: TrainConfig) -> Run:
 
     config.validate()
     data = load_tokenized(config.data)  # before the process group: bad input fails fast
-    if config.deepspeed_config is not None:
-        load_deepspeed_config(config.deepspeed_config)
+    user_ds = load_deepspeed_config(config.deepspeed_config) if config.deepspeed_config else None
     rank, world = init_distributed()
     tokenizer = AutoTokenizer.from_pretrained(str(data.tokenizer_dir), local_files_only=True)
     model = build_model(config.model, config.model_config, len(tokenizer), config.seed)
@@ -122,7 +120,7 @@ def setup(config: TrainConfig) -> Run:
         model=model,
         optimizer=optimizer,
         lr_scheduler=schedule,
-        config=deepspeed_config(config, bf16),
+        config=deepspeed_config(config, bf16, user_ds),
     )
     class_index = {name: i for i, name in enumerate(data.classes)}
     return Run(
@@ -172,7 +170,9 @@ def packed_loss_sums(
     targets = batch.labels[0, 1:]
     weights = batch.weights[0, 1:]
     if per_sequence_loss:
-        weights = loss.per_sequence_weights(weights, sequence_of(batch.lengths)[1:])
+        weights = loss.per_sequence_weights(
+            weights, loss.sequence_ids_from_lengths(batch.lengths)[1:]
+        )
     positions = torch.nonzero(targets != loss.IGNORE_INDEX).squeeze(1)
     if positions.numel() == 0:
         positions = torch.zeros(1, dtype=torch.long)  # keeps the graph; its weight is 0
@@ -194,7 +194,7 @@ def logits_at(
     token of every sequence is never a target (`data.pack`). Sequences of similar length share a
     sub-batch (`length_groups`), so one long sequence does not pad twenty short ones to its size.
     """
-    sequence = sequence_of(batch.lengths)
+    sequence = loss.sequence_ids_from_lengths(batch.lengths)
     offsets = torch.cumsum(torch.tensor(batch.lengths), 0) - torch.tensor(batch.lengths)
     pieces = torch.split(batch.input_ids[0], batch.lengths)
     rows = sequence[positions]
@@ -245,10 +245,6 @@ def length_groups(lengths: list[int], max_waste: float = 0.25) -> list[list[int]
     if current:
         groups.append(current)
     return groups
-
-
-def sequence_of(lengths: list[int]) -> torch.Tensor:
-    return loss.sequence_ids_from_lengths(lengths)
 
 
 def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:

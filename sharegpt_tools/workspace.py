@@ -21,7 +21,6 @@ import orjson
 
 from sharegpt_tools import __version__
 
-STAGES = ("raw", "clean", "labeled", "subsampled", "tokenized")
 MANIFEST = "manifest.json"
 CONVERSATIONS = "conversations.parquet"
 REJECTS = "rejects.parquet"

@@ -55,24 +55,6 @@ def exact_key_of(turn_hashes: list[np.ndarray]) -> int:
     return int.from_bytes(digest.digest(), "little")
 
 
-def tokenize_words(text: str) -> list[str]:
-    """Lower-cased words. Plain whitespace splitting (punctuation stays attached, which only makes
-    the comparison a little stricter) is several times faster than a regex; text with CJK
-    characters, which separate no words, gets one token per character instead."""
-    lowered = text.lower()
-    if HAS_CJK.search(lowered):
-        return TOKEN.findall(lowered)
-    return lowered.split()
-
-
-def shingles(text: str, n: int) -> set[bytes]:
-    """The word n-grams themselves (for reading and tests; the signer hashes them directly)."""
-    tokens = tokenize_words(text)
-    if len(tokens) <= n:
-        return {" ".join(tokens).encode("utf-8")} if tokens else set()
-    return {" ".join(tokens[i : i + n]).encode("utf-8") for i in range(len(tokens) - n + 1)}
-
-
 def shingle_hashes(text: str, n: int) -> np.ndarray:
     """32-bit hashes of the word n-grams of `text` (see `ngram_hashes`)."""
     return ngram_hashes(word_hashes(text), n)

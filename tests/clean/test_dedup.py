@@ -9,7 +9,7 @@ from sharegpt_tools.clean.dedup import (
     Signer,
     exact_key,
     find_near_duplicates,
-    shingles,
+    shingle_hashes,
 )
 
 BASE = (
@@ -27,7 +27,7 @@ def test_exact_key_folds_case_and_whitespace() -> None:
 
 
 def test_cjk_is_shingled_per_character() -> None:
-    assert len(shingles("光合作用是如何进行的", 3)) == 8
+    assert len(shingle_hashes("光合作用是如何进行的", 3)) == 8
 
 
 def run(texts: list[str], threshold: float = 0.8) -> list[tuple[int, int]]:
