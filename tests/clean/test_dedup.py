@@ -53,8 +53,6 @@ def test_numpy_signature_equals_datasketch_minhash() -> None:
     """Our vectorised permutations reproduce datasketch's affine32 MinHash exactly."""
     from datasketch import MinHash
 
-    from sharegpt_tools.clean.dedup import shingle_hashes
-
     signer = Signer(NearDupParams())
     reference = MinHash(num_perm=128, seed=1, hashfunc=int)
     reference.update_batch(shingle_hashes(BASE, 5).tolist())
