@@ -1,13 +1,17 @@
 """Checkpoints that resume exactly, and the final Hugging Face folder.
 
-DeepSpeed writes each checkpoint under `checkpoints/step-N/` and moves the `latest` pointer only
-once the checkpoint is complete, so a crash (or a full disk) while saving leaves the previous one
-valid. Our client state carries what DeepSpeed does not know: the sampler position and the RNGs.
+DeepSpeed writes each checkpoint under `checkpoints/step-N/`; we move the `latest` pointer (temp +
+rename, so it is never half-written) only once every rank has finished, and we never rewrite the
+checkpoint that `latest` names. A crash or a full disk while saving therefore leaves the previous
+checkpoint valid, and resuming falls back to an older checkpoint if the newest one is unreadable
+anyway (copied partially, say). Our client state carries what DeepSpeed does not know: the sampler
+position and the RNGs.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 from pathlib import Path
@@ -33,40 +37,119 @@ def restore_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
 
 
+class CheckpointError(RuntimeError):
+    """No checkpoint of a run can be loaded: one line saying which and why."""
+
+
 def save_checkpoint(engine: object, run_dir: Path, step: int, client_state: dict) -> Path:
+    """Save `checkpoints/step-N`, then point `latest` at it and drop all but the newest two.
+
+    Callers must not save a step twice: rewriting the checkpoint `latest` names is the one moment
+    a crash could leave nothing valid to resume from.
+    """
+    import torch.distributed as dist
+
     folder = run_dir / CHECKPOINTS
     tag = f"step-{step}"
-    engine.save_checkpoint(str(folder), tag=tag, client_state={**client_state, "rng": rng_state()})
-    prune_checkpoints(folder, keep=KEEP_CHECKPOINTS)
+    client_state = {**client_state, "rng": rng_state()}
+    engine.save_checkpoint(str(folder), tag=tag, client_state=client_state, save_latest=False)
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        write_latest(folder, tag)
+        prune_checkpoints(folder, keep=KEEP_CHECKPOINTS)
+    if dist.is_initialized():
+        dist.barrier()
     return folder / tag
 
 
+def write_latest(folder: Path, tag: str) -> None:
+    temp = folder / ".latest.tmp"
+    with temp.open("w", encoding="utf-8") as handle:
+        handle.write(tag)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temp.replace(folder / "latest")
+
+
+def checkpoint_steps(folder: Path) -> list[int]:
+    """The steps that have a checkpoint folder, oldest first."""
+    steps = []
+    for path in folder.glob("step-*"):
+        number = path.name.removeprefix("step-")
+        if path.is_dir() and number.isdigit():
+            steps.append(int(number))
+    return sorted(steps)
+
+
 def prune_checkpoints(folder: Path, keep: int) -> None:
+    latest = read_latest(folder)
+    for step in checkpoint_steps(folder)[:-keep]:
+        if f"step-{step}" != latest:
+            shutil.rmtree(folder / f"step-{step}", ignore_errors=True)
+
+
+def read_latest(folder: Path) -> str | None:
+    pointer = folder / "latest"
+    return pointer.read_text(encoding="utf-8").strip() or None if pointer.is_file() else None
+
+
+def candidate_tags(folder: Path) -> list[str]:
+    """Checkpoints to try, best first: the one `latest` names, then older ones, newest first."""
+    latest = read_latest(folder)
+    if latest is None:
+        return []
+    newest = int(latest.removeprefix("step-")) if latest.removeprefix("step-").isdigit() else None
+    older = [
+        f"step-{s}" for s in reversed(checkpoint_steps(folder)) if newest is None or s < newest
+    ]
+    return [latest, *older]
+
+
+def load_checkpoint(engine: object, run_dir: Path, warn: object = print) -> dict | None:
+    """The client state of the newest loadable checkpoint, or None when the run has none.
+
+    A checkpoint that fails to load on any rank (truncated by a crash, files missing) is reported
+    through `warn` and all ranks move on to the next older one together; DeepSpeed's load replaces
+    the module, optimiser and scheduler state wholesale, so a failed attempt leaves nothing behind.
+    """
+    folder = run_dir / CHECKPOINTS
+    tags = candidate_tags(folder)
+    if not tags:
+        return None
+    problems = []
+    for tag in tags:
+        client_state, problem = try_load(engine, folder, tag)
+        if all_ranks_agree(problem is None, engine.device):
+            if problems:
+                warn(f"skipped unreadable checkpoints ({'; '.join(problems)}); resuming from {tag}")
+            restore_rng(client_state["rng"])
+            return client_state
+        problems.append(problem or f"{tag}: unreadable on another rank")
+    raise CheckpointError(
+        f"no checkpoint in {folder} can be loaded ({'; '.join(problems)}); delete the folder "
+        "to start over, or run without --resume"
+    )
+
+
+def try_load(engine: object, folder: Path, tag: str) -> tuple[dict | None, str | None]:
+    """(client state, None) when the checkpoint loads completely, else (None, what went wrong)."""
+    try:
+        path, client_state = engine.load_checkpoint(str(folder), tag=tag)
+    except (EOFError, OSError, RuntimeError, KeyError, ValueError) as error:
+        first_line = (str(error).splitlines() or [""])[0]
+        return None, f"{tag}: {type(error).__name__}: {first_line}"
+    if path is None or not client_state or "step" not in client_state or "rng" not in client_state:
+        return None, f"{tag}: incomplete (model or trainer state missing)"
+    return client_state, None
+
+
+def all_ranks_agree(ok: bool, device: torch.device) -> bool:
     import torch.distributed as dist
 
-    if dist.is_initialized() and dist.get_rank() != 0:
-        return
-    tags = sorted(
-        (p for p in folder.glob("step-*") if p.is_dir()), key=lambda p: int(p.name.split("-")[1])
-    )
-    for old in tags[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    pointer = run_dir / CHECKPOINTS / "latest"
-    return run_dir / CHECKPOINTS if pointer.is_file() else None
-
-
-def load_checkpoint(engine: object, run_dir: Path) -> dict | None:
-    """The client state of the latest complete checkpoint, or None when there is none."""
-    folder = latest_checkpoint(run_dir)
-    if folder is None:
-        return None
-    _, client_state = engine.load_checkpoint(str(folder))
-    if client_state and "rng" in client_state:
-        restore_rng(client_state["rng"])
-    return client_state
+    if not dist.is_initialized():
+        return ok
+    flag = torch.tensor([1 if ok else 0], dtype=torch.int32, device=device)  # NCCL: on the GPU
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
 
 
 # --- the final Hugging Face folder -------------------------------------------------------------

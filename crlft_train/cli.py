@@ -107,6 +107,7 @@ def train_command(
 
     Runs as a single process, or under `deepspeed --num_gpus N` / `torchrun`.
     """
+    from crlft_train.checkpoint import CheckpointError
     from crlft_train.config import ConfigError, TrainConfig
     from crlft_train.data import DataError
     from crlft_train.model import ModelError
@@ -124,8 +125,10 @@ def train_command(
         final = train(config)
     except SequenceTooLongError as exc:
         fail(f"{exc}: raise --batch-max-len, or re-tokenize with a smaller --max-length")
-    except (ConfigError, DataError, ModelError, TrainingError) as exc:
+    except (CheckpointError, ConfigError, DataError, ModelError, TrainingError) as exc:
         fail(str(exc))
+    except EOFError as exc:  # click would print a bare "Aborted." and hide where it came from
+        raise RuntimeError(f"unexpected end of a file: {exc}") from exc
     if final is not None:
         console.print(f"final Hugging Face model: [bold]{final}[/]")
 

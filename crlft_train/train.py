@@ -346,11 +346,13 @@ def evaluate(run: Run) -> dict:
 
 def train(config: TrainConfig) -> Path | None:
     run = setup(config)
-    state = checkpoint.load_checkpoint(run.engine, config.output) if config.resume else None
-    step = 0
+    state = None
+    if config.resume:
+        state = checkpoint.load_checkpoint(run.engine, config.output, lambda m: announce(run, m))
+    step = saved_step = 0
     if state:
         run.sampler.load_state_dict(state["sampler"])
-        step = state["step"]
+        step = saved_step = state["step"]
         announce(run, f"resumed from step {step} ({config.output / checkpoint.CHECKPOINTS})")
     elif config.resume:
         announce(run, f"--resume: no checkpoint in {config.output}, starting from step 0")
@@ -369,11 +371,13 @@ def train(config: TrainConfig) -> Path | None:
                     console.print(summary_line(record), highlight=False, soft_wrap=True)
                 if config.save_every and step % config.save_every == 0:
                     save(run, step)
+                    saved_step = step
                 if config.eval_every and step % config.eval_every == 0:
                     log_validation(run, log, step)
         if not config.eval_every or step % config.eval_every:
             log_validation(run, log, step)  # always end with a validation loss
-    save(run, step)
+    if step != saved_step:  # never rewrite the checkpoint `latest` names: a crash would lose it
+        save(run, step)
     return export(run, step)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -157,15 +158,32 @@ def test_train_end_to_end_produces_a_usable_hf_model(workspace: Path, tmp_path: 
         assert chat.returncode == 0, chat.stderr[-2000:]
 
 
+RESUME_ARGS = ("--max-steps", "8", "--save-every", "2", "--seed", "1")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An 8-step run with a checkpoint every 2 steps: the reference for every resume test."""
+    run = tmp_path_factory.mktemp("resume") / "whole"
+    finish(crlft_train(workspace, run, *RESUME_ARGS))
+    return run
+
+
+def assert_same_losses(resumed: Path, whole: Path, steps: range) -> None:
+    got, expected = metrics(resumed), metrics(whole)
+    assert sorted(got) == list(range(1, 9))
+    for step in steps:
+        assert got[step]["loss"] == pytest.approx(expected[step]["loss"], rel=1e-6)
+        assert got[step]["lr"] == pytest.approx(expected[step]["lr"], rel=1e-9)
+
+
 def test_resume_after_sigkill_reproduces_the_uninterrupted_losses(
-    workspace: Path, tmp_path: Path
+    workspace: Path, uninterrupted: Path, tmp_path: Path
 ) -> None:
-    steps = ["--max-steps", "6", "--save-every", "2", "--seed", "1"]
-    finish(crlft_train(workspace, tmp_path / "whole", *steps))
     interrupted = tmp_path / "killed"
-    process = crlft_train(workspace, interrupted, *steps)
+    process = crlft_train(workspace, interrupted, *RESUME_ARGS)
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:  # kill it after step 5, past the step-4 checkpoint
+    while time.monotonic() < deadline:  # kill it after step 5: past the step-4 checkpoint
         if (interrupted / "metrics.jsonl").is_file() and len(metrics(interrupted)) >= 5:
             break
         if process.poll() is not None:
@@ -174,12 +192,37 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_losses(
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not (interrupted / "final").exists()
-    finish(crlft_train(workspace, interrupted, *steps, "--resume"))
-    whole, resumed = metrics(tmp_path / "whole"), metrics(interrupted)
-    assert sorted(resumed) == [1, 2, 3, 4, 5, 6]
-    for step in (5, 6):
-        assert resumed[step]["loss"] == pytest.approx(whole[step]["loss"], rel=1e-6)
-        assert resumed[step]["lr"] == pytest.approx(whole[step]["lr"], rel=1e-9)
+    finish(crlft_train(workspace, interrupted, *RESUME_ARGS, "--resume"))
+    assert_same_losses(interrupted, uninterrupted, range(5, 9))
+
+
+def test_resume_skips_an_unreadable_checkpoint(
+    workspace: Path, uninterrupted: Path, tmp_path: Path
+) -> None:
+    """A truncated newest checkpoint (a crash mid-copy, say) falls back to the one before."""
+    run = tmp_path / "damaged"
+    shutil.copytree(uninterrupted, run, ignore=shutil.ignore_patterns("final"))
+    newest = run / "checkpoints" / "step-8"
+    assert (run / "checkpoints" / "latest").read_text() == "step-8"
+    for state in newest.glob("*model_states.pt"):
+        state.write_bytes(state.read_bytes()[:100])
+    output = finish(crlft_train(workspace, run, *RESUME_ARGS, "--resume"))
+    assert "skipped unreadable checkpoints (step-8" in output and "resuming from step-6" in output
+    assert_same_losses(run, uninterrupted, range(7, 9))
+    assert (run / "final" / "config.json").is_file()
+
+
+def test_resume_with_no_loadable_checkpoint_is_one_readable_line(
+    workspace: Path, uninterrupted: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "ruined"
+    shutil.copytree(uninterrupted / "checkpoints", run / "checkpoints")
+    for state in (run / "checkpoints").glob("step-*/*model_states.pt"):
+        state.write_bytes(b"")
+    process = crlft_train(workspace, run, *RESUME_ARGS, "--resume")
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode != 0 and "Traceback" not in output
+    assert "no checkpoint in" in output and "step-6" in output and "step-8" in output
 
 
 def test_zero3_export_gathers_the_full_weights(workspace: Path, tmp_path: Path) -> None:
