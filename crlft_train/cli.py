@@ -92,6 +92,15 @@ def train_command(
         ),
     ] = None,
     gradient_checkpointing: Annotated[bool, typer.Option(rich_help_panel=RUN)] = False,
+    attention: Annotated[
+        str,
+        typer.Option(
+            help="How packed sequences attend: 'varlen' runs the packed row with flash-attention's "
+            "variable-length kernel (CUDA; a slow reference elsewhere), 'padded' runs the "
+            "sequences as padded sub-batches; 'auto' picks varlen on CUDA.",
+            rich_help_panel=RUN,
+        ),
+    ] = "auto",
     resume: Annotated[
         bool,
         typer.Option(help="Continue from the run folder's latest checkpoint.", rich_help_panel=RUN),
@@ -118,7 +127,8 @@ def train_command(
         data=data, output=output, model=model, model_config=model_config, epochs=epochs,
         max_steps=max_steps, lr=parse_lr(lr), batch_max_len=batch_max_len,
         per_sequence_loss=per_sequence_loss, zero_stage=zero, deepspeed_config=deepspeed,
-        bf16=bf16, gradient_checkpointing=gradient_checkpointing, resume=resume, seed=seed,
+        bf16=bf16, gradient_checkpointing=gradient_checkpointing, attention=attention,
+        resume=resume, seed=seed,
         eval_every=eval_every, save_every=save_every,
     )  # fmt: skip
     try:

@@ -20,6 +20,8 @@ AUTO_LR_REFERENCE_TOKENS = 65_536
 AUTO_LR_SMALL_MODEL = 1e-3
 AUTO_LR_FINETUNE = 2e-5
 SMALL_MODEL_PARAMS = 100_000_000
+# auto: varlen on CUDA when torch has its flash-attention varlen kernel, else padded sub-batches.
+ATTENTION_MODES = ("auto", "varlen", "padded")
 
 
 class ConfigError(ValueError):
@@ -46,6 +48,7 @@ class TrainConfig:
     deepspeed_config: Path | None = None
     bf16: bool | None = None  # None = bf16 on CUDA, fp32 on CPU
     gradient_checkpointing: bool = False
+    attention: str = "auto"  # auto | varlen | padded (see crlft_train.attention)
     per_sequence_loss: bool = False
     seed: int = 0
     eval_every: int = 0  # 0 = at the end of each epoch only
@@ -64,6 +67,10 @@ class TrainConfig:
             raise ConfigError(f"--batch-max-len must be ≥ 16 tokens, got {self.batch_max_len}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"--lr must be a positive number or 'auto', got {self.lr}")
+        if self.attention not in ATTENTION_MODES:
+            raise ConfigError(
+                f"--attention must be one of {', '.join(ATTENTION_MODES)}, got {self.attention!r}"
+            )
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warm-up ratio must be in [0, 1), got {self.warmup_ratio}")
 

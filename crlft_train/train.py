@@ -19,6 +19,12 @@ import torch
 import torch.distributed as dist
 
 from crlft_train import checkpoint, loss
+from crlft_train.attention import (
+    VARLEN,
+    register_varlen_attention,
+    torch_varlen_kernel,
+    varlen_inputs,
+)
 from crlft_train.config import TrainConfig, auto_peak_lr, lr_at
 from crlft_train.data import PackedBatch, TokenizedData, load_tokenized, pack
 from crlft_train.ds_config import load_deepspeed_config
@@ -101,6 +107,8 @@ def setup(config: TrainConfig) -> Run:
     rank, world = init_distributed()
     tokenizer = AutoTokenizer.from_pretrained(str(data.tokenizer_dir), local_files_only=True)
     model = build_model(config.model, config.model_config, len(tokenizer), config.seed)
+    if use_varlen(config.attention):
+        model.set_attn_implementation(register_varlen_attention())
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     bf16 = torch.cuda.is_available() if config.bf16 is None else config.bf16
@@ -127,6 +135,14 @@ def setup(config: TrainConfig) -> Run:
         config, data, tokenizer, engine, sampler, lengths, class_index, total_steps, peak,
         rank, world, engine.device,
     )  # fmt: skip
+
+
+def use_varlen(mode: str) -> bool:
+    from deepspeed.accelerator import get_accelerator
+
+    if mode == "auto":
+        return get_accelerator().device_name() == "cuda" and torch_varlen_kernel() is not None
+    return mode == "varlen"
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -160,12 +176,11 @@ def packed_loss_sums(
 ) -> loss.WeightedSums:
     """Σ w·CE, Σ w and per-class sums of one packed micro-batch (model: engine or plain module).
 
-    The micro-batch's sequences run side by side as a right-padded sub-batch, so attention never
-    crosses a sequence boundary and costs Σ L² rather than T² for the whole pack: a dense
-    block-diagonal mask over the packed row made the step 0.53× a padded loop on a CPU
-    (benchmarks/README.md). The packer still decides which sequences share a step, so the token
-    budget per step and the "no sequence dropped" guarantee are unchanged. The result equals
-    `loss.weighted_sums(loss.token_losses(packed logits, labels), weights)` (tested).
+    Attention never crosses a sequence boundary and costs Σ L² rather than T² for the whole pack:
+    with varlen attention the packed row runs as it is (`crlft_train.attention`); otherwise its
+    sequences run side by side as right-padded sub-batches (a dense block-diagonal mask over the
+    packed row made the step 0.53× a padded loop on a CPU, benchmarks/README.md). The result
+    equals `loss.weighted_sums(loss.token_losses(packed logits, labels), weights)` (tested).
     """
     targets = batch.labels[0, 1:]
     weights = batch.weights[0, 1:]
@@ -186,6 +201,30 @@ def packed_loss_sums(
 
 
 def logits_at(
+    model: torch.nn.Module, batch: PackedBatch, positions: torch.Tensor, device: torch.device
+) -> torch.Tensor:
+    """[K, V] logits at packed-row `positions`."""
+    module = getattr(model, "module", model)  # the DeepSpeed engine wraps the model
+    if module.config._attn_implementation == VARLEN:
+        return varlen_logits_at(model, batch, positions, device)
+    return padded_logits_at(model, batch, positions, device)
+
+
+def varlen_logits_at(
+    model: torch.nn.Module, batch: PackedBatch, positions: torch.Tensor, device: torch.device
+) -> torch.Tensor:
+    """The packed row in one forward: varlen attention, and the LM head only where needed."""
+    output = model(
+        input_ids=batch.input_ids.to(device),
+        position_ids=batch.position_ids.to(device),
+        logits_to_keep=positions.to(device),
+        use_cache=False,
+        **varlen_inputs(batch.lengths, device),
+    )
+    return output.logits[0]
+
+
+def padded_logits_at(
     model: torch.nn.Module, batch: PackedBatch, positions: torch.Tensor, device: torch.device
 ) -> torch.Tensor:
     """[K, V] logits at packed-row `positions`, computed on padded sub-batches of the sequences.

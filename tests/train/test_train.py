@@ -19,6 +19,7 @@ import pytest
 import torch
 from tokenized_fixtures import labeled_row, toy_tokenizer, write_stage  # noqa: F401
 
+from crlft_train.attention import register_varlen_attention
 from crlft_train.data import block_causal_mask, load_tokenized, pack
 from crlft_train.loss import token_losses, weighted_sums
 from crlft_train.train import free_port, packed_loss_sums
@@ -88,7 +89,12 @@ def metrics(run: Path) -> dict[int, dict]:
     return {r["step"]: r for r in map(json.loads, lines) if "loss" in r}
 
 
-def test_packed_loss_equals_the_sum_over_single_sequences(workspace: Path) -> None:
+@pytest.mark.parametrize(
+    ("attention", "kv_heads"), [("padded", 2), ("varlen", 2), ("varlen", 1)]
+)  # varlen runs the reference kernel on a CPU; kv_heads 1 is grouped-query attention
+def test_packed_loss_equals_the_sum_over_single_sequences(
+    workspace: Path, attention: str, kv_heads: int
+) -> None:
     """Attention never crosses a packed sequence's boundary, and no loss does either."""
     from transformers import AutoModelForCausalLM, LlamaConfig
 
@@ -96,20 +102,22 @@ def test_packed_loss_equals_the_sum_over_single_sequences(workspace: Path) -> No
     classes = {name: i for i, name in enumerate(data.classes)}
     rows = [data.train[i] for i in range(5)]
     torch.manual_seed(0)
-    config = LlamaConfig(**{**TINY, "vocab_size": 1024})
+    config = LlamaConfig(**{**TINY, "vocab_size": 1024, "num_key_value_heads": kv_heads})
     model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").double().eval()
-    cpu = torch.device("cpu")
-    packed = packed_loss_sums(model, pack(rows, classes), len(classes), False, cpu)
-    singles = [packed_loss_sums(model, pack([r], classes), len(classes), False, cpu) for r in rows]
-    torch.testing.assert_close(packed.loss_sum, sum(s.loss_sum for s in singles))
-    torch.testing.assert_close(packed.weight_sum, sum(s.weight_sum for s in singles))
-    # The logits_to_keep shortcut equals the reference loss over all logits.
     batch = pack(rows, classes)
     mask = block_causal_mask(batch.lengths, torch.double)
     logits = model(
         input_ids=batch.input_ids, position_ids=batch.position_ids, attention_mask=mask
     ).logits
     reference = weighted_sums(token_losses(logits[0], batch.labels[0]), batch.weights[0])
+    if attention == "varlen":
+        model.set_attn_implementation(register_varlen_attention())
+    cpu = torch.device("cpu")
+    packed = packed_loss_sums(model, batch, len(classes), False, cpu)
+    singles = [packed_loss_sums(model, pack([r], classes), len(classes), False, cpu) for r in rows]
+    torch.testing.assert_close(packed.loss_sum, sum(s.loss_sum for s in singles))
+    torch.testing.assert_close(packed.weight_sum, sum(s.weight_sum for s in singles))
+    # Computing logits only at the supervised positions equals the loss over all logits.
     torch.testing.assert_close(packed.loss_sum, reference.loss_sum.float())
 
 
@@ -226,10 +234,12 @@ def test_resume_with_no_loadable_checkpoint_is_one_readable_line(
 
 
 def test_zero3_export_gathers_the_full_weights(workspace: Path, tmp_path: Path) -> None:
+    """Also trains through the varlen attention path (its reference kernel on a CPU)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     run = tmp_path / "zero3"
-    finish(crlft_train(workspace, run, "--max-steps", "2", "--zero", "3"))
+    finish(crlft_train(workspace, run, "--max-steps", "2", "--zero", "3", "--attention", "varlen"))
+    assert "crlft_varlen" not in (run / "final" / "config.json").read_text()
     model = AutoModelForCausalLM.from_pretrained(run / "final", local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(run / "final", local_files_only=True)
     embeddings = model.get_input_embeddings().weight
