@@ -54,11 +54,12 @@ def prepare(n: int) -> Path:
     return ws
 
 
-def crlft_train_rate(ws: Path, steps: int, batch_max_len: int) -> dict:
+def crlft_train_rate(ws: Path, steps: int, batch_max_len: int, attention: str) -> dict:
     out = WORK / "run"
     subprocess.run(
         [str(BIN / "crlft-train"), str(ws), "--output", str(out), "--max-steps", str(steps),
-         "--batch-max-len", str(batch_max_len), "--model-config", "tiny", "--fp32"],
+         "--batch-max-len", str(batch_max_len), "--model-config", "tiny", "--fp32",
+         "--attention", attention],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     lines = (out / "metrics.jsonl").read_text().splitlines()
@@ -69,10 +70,11 @@ def crlft_train_rate(ws: Path, steps: int, batch_max_len: int) -> dict:
     }
 
 
-def in_process_rates(ws: Path, steps: int, batch_max_len: int) -> dict:
+def in_process_rates(ws: Path, steps: int, batch_max_len: int, attention: str) -> dict:
     import torch
     from transformers import AutoTokenizer
 
+    from crlft_train.attention import register_varlen_attention
     from crlft_train.data import load_tokenized, pack
     from crlft_train.model import build_model
     from crlft_train.packing import MultipackSampler
@@ -81,6 +83,7 @@ def in_process_rates(ws: Path, steps: int, batch_max_len: int) -> dict:
     data = load_tokenized(ws)
     tokenizer = AutoTokenizer.from_pretrained(str(data.tokenizer_dir), local_files_only=True)
     model = build_model(None, "tiny", len(tokenizer), seed=0)
+    packed_attention = register_varlen_attention() if attention == "varlen" else "sdpa"
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     classes = {name: i for i, name in enumerate(data.classes)}
     lengths = [int(n) for n in data.train["length"]]
@@ -126,8 +129,12 @@ def in_process_rates(ws: Path, steps: int, batch_max_len: int) -> dict:
     tokens = statistics.median(sum(len(r["input_ids"]) for r in rows) for rows in batches[2:])
     padded_slots = sum(len(rows) * max(len(r["input_ids"]) for r in rows) for rows in batches)
     real = sum(len(r["input_ids"]) for rows in batches for r in rows)
-    result = {name: median_step(fn) for name, fn in
-              (("weighted", weighted), ("unweighted", unweighted), ("padded", padded))}  # fmt: skip
+    result = {}
+    for name, fn, implementation in (("weighted", weighted, packed_attention),
+                                     ("unweighted", unweighted, packed_attention),
+                                     ("padded", padded, "sdpa")):  # fmt: skip
+        model.set_attn_implementation(implementation)
+        result[name] = median_step(fn)
     return {
         "tokens_per_step": tokens,
         "packed_weighted_tokens_per_s": tokens / result["weighted"],
@@ -143,14 +150,16 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="raw rows of the sample")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-max-len", type=int, default=4096)
+    parser.add_argument("--attention", choices=("padded", "varlen"), default="padded")
     args = parser.parse_args()
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     WORK.mkdir(parents=True, exist_ok=True)
     ws = prepare(args.n)
-    command = crlft_train_rate(ws, args.steps, args.batch_max_len)
-    local = in_process_rates(ws, args.steps, args.batch_max_len)
+    command = crlft_train_rate(ws, args.steps, args.batch_max_len, args.attention)
+    local = in_process_rates(ws, args.steps, args.batch_max_len, args.attention)
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
-          f"tiny Llama, --batch-max-len {args.batch_max_len}, {args.steps} steps")  # fmt: skip
+          f"tiny Llama, --batch-max-len {args.batch_max_len}, {args.steps} steps, "
+          f"--attention {args.attention}")  # fmt: skip
     print("| measure | value |\n| --- | --- |")
     ratio = command["tokens_per_s"] / local["padded_tokens_per_s"]
     rows = [

@@ -206,24 +206,25 @@ def consolidated_state_dict(engine: object, zero_stage: int) -> dict | None:
     return {k: v.detach().cpu() for k, v in engine.module.state_dict().items()}
 
 
-def export_final(
+def export_model(
     engine: object,
     tokenizer: object,
     templates: dict,
-    run_dir: Path,
+    folder: Path,
     zero_stage: int,
     record: dict,
 ) -> Path | None:
-    """runs/NAME/final/: weights, tokenizer + chat template, generation config, crlft.json."""
+    """A Hugging Face folder (final/ or a snapshot): weights, tokenizer + chat template,
+    generation config, crlft.json. Written atomically on rank 0; None on other ranks."""
     import torch.distributed as dist
 
     state = consolidated_state_dict(engine, zero_stage)
     if dist.get_rank() != 0:
         dist.barrier()
         return None
-    final = run_dir / "final"
-    temp = run_dir / ".final.tmp"
+    temp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(temp, ignore_errors=True)
+    temp.parent.mkdir(parents=True, exist_ok=True)
     model = engine.module
     model.save_pretrained(str(temp), state_dict=state, safe_serialization=True)
     condition = expert_condition(templates)
@@ -234,10 +235,10 @@ def export_final(
         json.dumps({**record, "expert_condition": condition}, indent=2, default=str) + "\n",
         encoding="utf-8",
     )
-    shutil.rmtree(final, ignore_errors=True)
-    temp.rename(final)
+    shutil.rmtree(folder, ignore_errors=True)
+    temp.rename(folder)
     dist.barrier()
-    return final
+    return folder
 
 
 def write_generation_config(

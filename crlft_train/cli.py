@@ -111,6 +111,15 @@ def train_command(
         int,
         typer.Option(min=0, help="Checkpoint every N steps (0: at the end).", rich_help_panel=RUN),
     ] = 0,
+    export_every: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Also write a Hugging Face folder every N steps, under snapshots/step-N/ "
+            "(to evaluate the model along the run).",
+            rich_help_panel=RUN,
+        ),
+    ] = 0,
 ) -> None:
     """Train a class-conditioned policy with the C-RLFT reward-weighted loss (DeepSpeed).
 
@@ -129,7 +138,7 @@ def train_command(
         per_sequence_loss=per_sequence_loss, zero_stage=zero, deepspeed_config=deepspeed,
         bf16=bf16, gradient_checkpointing=gradient_checkpointing, attention=attention,
         resume=resume, seed=seed,
-        eval_every=eval_every, save_every=save_every,
+        eval_every=eval_every, save_every=save_every, export_every=export_every,
     )  # fmt: skip
     try:
         final = train(config)
@@ -163,6 +172,63 @@ def chat_command(
         fail(str(exc))
 
 
+def eval_command(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder (uses RUN_DIR/final/) or a model.")],
+    data: Annotated[
+        Path, typer.Argument(help="Workspace (uses DATA/tokenized/) or a tokenized folder.")
+    ],
+    batch_max_len: Annotated[int, typer.Option(min=16, help="Tokens per scored batch.")] = 4096,
+) -> None:
+    """Condition diagnostics: each validation class's loss under every class's condition tag.
+
+    Writes RUN_DIR/condition_eval.json. A positive condition gap (expert responses are more likely
+    under the expert tag than under the sub-optimal one) shows the conditions were learned.
+    """
+    from rich.progress import MofNCompleteColumn
+
+    from crlft_train.chat import ChatError
+    from crlft_train.condition_eval import evaluate_conditions, write_result
+    from crlft_train.data import DataError
+    from crlft_train.metrics import console
+    from sharegpt_tools.cli.common import progress_bar
+
+    try:
+        with progress_bar(MofNCompleteColumn()) as bar:
+            task = bar.add_task("scoring", total=None)
+            table = evaluate_conditions(
+                run_dir, data, batch_max_len,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+    except (ChatError, DataError) as exc:
+        fail(str(exc))
+    console.print(condition_table(table))
+    out = write_result(run_dir, data, table)
+    console.print(f"written to [bold]{out}[/]")
+
+
+def condition_table(table: object) -> object:
+    """The class × condition losses as a rich table, with the condition gap per class."""
+    from rich.table import Table
+
+    from crlft_train.metrics import loss_or_dash
+
+    view = Table(title="mean loss per supervised token: validation class × condition tag")
+    view.add_column("class (data)")
+    for tag, owner in table.conditions.items():
+        view.add_column(f"under {tag or '(no tag)'} ({owner})", justify="right")
+    view.add_column("condition gap", justify="right")
+    view.add_column("tokens", justify="right")
+    for name in table.classes:
+        row = table.loss[name]
+        gap = table.gap(name)
+        gap_text = "—" if gap is None else f"{gap:+.4f}"
+        view.add_row(
+            name, *(loss_or_dash(row[tag], 4) for tag in table.conditions), gap_text,
+            f"{table.tokens[name]:,}",
+        )  # fmt: skip
+    return view
+
+
 def quiet_transformers() -> None:
     """No per-file progress bars when saving or loading a small model: the run prints its own."""
     from transformers.utils import logging
@@ -178,3 +244,8 @@ def main() -> None:
 def chat_main() -> None:
     quiet_transformers()
     typer.run(chat_command)
+
+
+def eval_main() -> None:
+    quiet_transformers()
+    typer.run(eval_command)

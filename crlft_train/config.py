@@ -53,6 +53,7 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 0  # 0 = at the end of each epoch only
     save_every: int = 0  # 0 = at the end only
+    export_every: int = 0  # Hugging Face snapshots under snapshots/step-N; 0 = final/ only
     log_every: int = 1
     resume: bool = False
 

@@ -32,7 +32,7 @@ class MetricsLog:
     def log(self, record: dict) -> None:
         if not self.enabled or self._handle is None:
             return
-        self._handle.write(json.dumps(record, allow_nan=True) + "\n")
+        self._handle.write(json.dumps(record) + "\n")
         self._handle.flush()
         if self._tensorboard is not None:
             step = record["step"]
@@ -55,11 +55,16 @@ class MetricsLog:
         self.close()
 
 
+def loss_or_dash(value: float | None, digits: int = 3) -> str:
+    """A class's loss, or a dash when the class had no supervised token."""
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
 def summary_line(record: dict) -> str:
     classes = " ".join(
-        f"{key.removeprefix('loss/')} {value:.3f}"
+        f"{key.removeprefix('loss/')} {loss_or_dash(value)}"
         for key, value in record.items()
-        if key.startswith("loss/") and isinstance(value, float)
+        if key.startswith("loss/")
     )
     return (
         f"step {record['step']:>5}  loss {record['loss']:.4f}  ({classes})  "

@@ -28,7 +28,7 @@ from crlft_train.attention import (
 from crlft_train.config import TrainConfig, auto_peak_lr, lr_at
 from crlft_train.data import PackedBatch, TokenizedData, load_tokenized, pack
 from crlft_train.ds_config import load_deepspeed_config
-from crlft_train.metrics import MetricsLog, console, summary_line
+from crlft_train.metrics import MetricsLog, console, loss_or_dash, summary_line
 from crlft_train.model import build_model, count_parameters
 from crlft_train.packing import MultipackSampler, packing_efficiency
 
@@ -343,11 +343,15 @@ def gradient_norm(run: Run) -> float:
 
 
 def class_losses(class_index: dict[str, int], totals: torch.Tensor) -> dict:
-    """Mean CE per class over its supervised tokens (Σ w·CE / Σ w: the class weight cancels)."""
+    """Mean CE per class over its supervised tokens (Σ w·CE / Σ w: the class weight cancels).
+
+    None (JSON null) for a class with no supervised token in the batch: a step of a rare class's
+    absence is normal, and NaN would be invalid JSON in metrics.jsonl.
+    """
     out = {}
     for name, i in class_index.items():
         weight = totals[i, 1].item()
-        out[f"loss/{name}"] = totals[i, 0].item() / weight if weight else float("nan")
+        out[f"loss/{name}"] = totals[i, 0].item() / weight if weight else None
     return out
 
 
@@ -378,6 +382,9 @@ def evaluate(run: Run) -> dict:
     record = {"val/loss": (totals[0] / totals[1].clamp(min=1e-12)).item()}
     record.update({f"val/{k}": v for k, v in class_losses(run.class_index, per_class).items()})
     return record
+
+
+SNAPSHOTS = "snapshots"  # --export-every: Hugging Face folders of intermediate steps
 
 
 # --- the loop -------------------------------------------------------------------------------------
@@ -413,6 +420,8 @@ def train(config: TrainConfig) -> Path | None:
                     saved_step = step
                 if config.eval_every and step % config.eval_every == 0:
                     log_validation(run, log, step)
+                if config.export_every and step % config.export_every == 0:
+                    export(run, step, config.output / SNAPSHOTS / f"step-{step}")
         if not config.eval_every or step % config.eval_every:
             log_validation(run, log, step)  # always end with a validation loss
     if step != saved_step:  # never rewrite the checkpoint `latest` names: a crash would lose it
@@ -424,7 +433,9 @@ def log_validation(run: Run, log: MetricsLog, step: int) -> None:
     record = evaluate(run)
     if record:
         log.log({"step": step, **record})
-        classes = "  ".join(f"{k.removeprefix('val/')} {v:.4f}" for k, v in record.items())
+        classes = "  ".join(
+            f"{k.removeprefix('val/')} {loss_or_dash(v, 4)}" for k, v in record.items()
+        )
         announce(run, f"validation at step {step}: {classes}")
 
 
@@ -444,7 +455,8 @@ def save(run: Run, step: int) -> Path:
     return checkpoint.save_checkpoint(run.engine, run.config.output, step, client)
 
 
-def export(run: Run, step: int) -> Path | None:
+def export(run: Run, step: int, folder: Path | None = None) -> Path | None:
+    """The final Hugging Face folder, or a snapshot at `folder` (--export-every)."""
     record = {
         "data": str(run.data.folder),
         "data_fingerprint": run.data.manifest.get("fingerprint"),
@@ -454,9 +466,10 @@ def export(run: Run, step: int) -> Path | None:
         "config": run.config.to_json(),
     }
     templates = run.data.manifest.get("templates", {})
-    return checkpoint.export_final(
-        run.engine, run.tokenizer, templates, run.config.output, run.config.zero_stage, record
-    )
+    return checkpoint.export_model(
+        run.engine, run.tokenizer, templates, folder or run.config.output / "final",
+        run.config.zero_stage, record,
+    )  # fmt: skip
 
 
 def describe(run: Run) -> str:

@@ -20,7 +20,7 @@ import json
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,18 +187,32 @@ def tokenize_batches(
     counts: Counts,
     progress: ProgressCallback | None,
 ) -> Iterator[dict[str, pa.RecordBatch]]:
-    """Rows per split, batch by batch; batch k+1 is rendered and encoded while k is assembled.
-
-    The tokenizer releases the GIL while it encodes (on all cores), so the Python side of the
-    next batch and the numpy assembly of this one overlap with it.
-    """
+    """Rows per split of a stage's Parquet file, batch by batch."""
     file = pq.ParquetFile(parquet)
-    total = file.metadata.num_rows
+    batches = file.iter_batches(batch_size=options.batch_rows, columns=INPUT_COLUMNS)
+    yield from tokenize_record_batches(
+        batches, file.metadata.num_rows, chat, options, counts, progress
+    )
+
+
+def tokenize_record_batches(
+    batches: Iterable[pa.RecordBatch],
+    total: int,
+    chat: ChatTokenizer,
+    options: TokenizeOptions,
+    counts: Counts,
+    progress: ProgressCallback | None = None,
+) -> Iterator[dict[str, pa.RecordBatch]]:
+    """Rows per split; batch k+1 is rendered and encoded while batch k is assembled.
+
+    Batches have the labeled stage's columns (`INPUT_COLUMNS`). The tokenizer releases the GIL
+    while it encodes (on all cores), so the Python side of the next batch and the numpy assembly
+    of this one overlap with it.
+    """
     pool = TemplatePool(chat)
     done = tokens = 0
     with ThreadPoolExecutor(1, thread_name_prefix="encode") as encoder:
         pending: tuple[Prepared, Future[list[list[int]]]] | None = None
-        batches = file.iter_batches(batch_size=options.batch_rows, columns=INPUT_COLUMNS)
         for batch in itertools.chain(batches, [None]):
             ready = None
             if batch is not None:

@@ -29,7 +29,14 @@ def toy_tokenizer(
             file_okay=False,
         ),
     ] = None,
-    vocab_size: Annotated[int, typer.Option(min=300, help="Vocabulary size.")] = 4000,
+    vocab_size: Annotated[
+        int,
+        typer.Option(
+            min=260,
+            help="Vocabulary size; 260 (the 256 bytes + 4 special tokens) learns no merges: a "
+            "byte-level tokenizer, one token per ASCII character.",
+        ),
+    ] = 4000,
     workspace: WorkspaceOption = Path("data"),
 ) -> None:
     """Train a byte-level BPE tokenizer (`<s>`, `</s>`, `<unk>`, `<pad>`) with `tokenizers` and

@@ -74,3 +74,18 @@ def test_length_groups_cover_every_sequence_and_bound_the_padding() -> None:
     for group in groups:
         real = sum(lengths[i] for i in group)
         assert len(group) == 1 or len(group) * max(lengths[i] for i in group) <= 1.25 * real
+
+
+def test_a_class_absent_from_a_step_logs_null_not_nan() -> None:
+    """metrics.jsonl stays strict JSON, and the terminal line shows a dash."""
+    import json
+
+    from crlft_train.metrics import summary_line
+    from crlft_train.train import class_losses
+
+    totals = torch.tensor([[6.0, 2.0], [0.0, 0.0]])  # gpt4: Σ w·CE 6 over Σ w 2; gpt35 absent
+    losses = class_losses({"gpt4": 0, "gpt35": 1}, totals)
+    assert losses == {"loss/gpt4": 3.0, "loss/gpt35": None}
+    json.dumps(losses, allow_nan=False)
+    record = {"step": 1, "loss": 3.0, "lr": 1e-3, "tokens_per_s": 10.0, "packing_efficiency": 1}
+    assert "gpt4 3.000 gpt35 —" in summary_line({**record, **losses})

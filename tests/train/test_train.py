@@ -58,7 +58,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, toy_tokenizer: Path) -> 
     rows = []
     for i in range(48):
         turns = [("human", QUESTIONS[i % 4]), ("gpt", ANSWERS[i % 4] + f" ({i})")]
-        rows.append(labeled_row(f"c{i}", turns, "gpt4" if i % 4 == 0 else "gpt35"))
+        # Every third row is expert: the validation split (ids c3, c6, c9, c30...) has both classes.
+        rows.append(labeled_row(f"c{i}", turns, "gpt4" if i % 3 == 0 else "gpt35"))
     write_stage(ws, rows)
     run_tokenize(ws, TokenizeOptions(tokenizer=toy_tokenizer, max_length=256, val_fraction=0.1))
     (root / "tiny.json").write_text(json.dumps(TINY), encoding="utf-8")
@@ -83,10 +84,13 @@ def finish(process: subprocess.Popen, timeout: float = 600) -> str:
     return output
 
 
+def metrics_lines(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
 def metrics(run: Path) -> dict[int, dict]:
     """The last training record logged for each step (a resumed run appends to the file)."""
-    lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    return {r["step"]: r for r in map(json.loads, lines) if "loss" in r}
+    return {r["step"]: r for r in metrics_lines(run) if "loss" in r}
 
 
 @pytest.mark.parametrize(
@@ -294,3 +298,42 @@ def test_two_ranks_give_the_gradient_of_one_rank_on_the_same_global_batch(
     for name in single:
         torch.testing.assert_close(double[name], single[name], rtol=1e-5, atol=1e-7)
     assert any(g.abs().sum() > 0 for g in single.values())
+
+
+def test_crlft_eval_reproduces_the_trainers_validation_loss(
+    workspace: Path, uninterrupted: Path
+) -> None:
+    """Each class under its own condition is exactly what training validated on: the same
+    tokens, so the same loss; the other condition re-renders the same conversations."""
+    command = [sys.executable, "-c", "from crlft_train.cli import eval_main; eval_main()",
+               str(uninterrupted), str(workspace)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "condition gap" in done.stdout + done.stderr
+    result = json.loads((uninterrupted / "condition_eval.json").read_text())
+    assert result["expert_condition"] == "GPT4" and result["conditions"] == {
+        "GPT4": "gpt4", "GPT3": "gpt35"
+    }  # fmt: skip
+    validated = [r for r in metrics_lines(uninterrupted) if "val/loss" in r][-1]
+    for name, own in (("gpt4", "GPT4"), ("gpt35", "GPT3")):
+        assert result["loss"][name][own] == pytest.approx(validated[f"val/loss/{name}"], rel=1e-4)
+        other = "GPT3" if own == "GPT4" else "GPT4"
+        assert result["loss"][name][other] != pytest.approx(result["loss"][name][own], rel=1e-6)
+    gap = result["loss"]["gpt4"]["GPT3"] - result["loss"]["gpt4"]["GPT4"]
+    assert result["condition_gap"]["gpt4"] == pytest.approx(gap)
+
+
+def test_crlft_eval_without_a_validation_split_is_one_readable_line(
+    workspace: Path,
+    uninterrupted: Path,
+    tmp_path: Path,
+    toy_tokenizer: Path,  # noqa: F811
+) -> None:
+    no_validation = tmp_path / "ws"
+    shutil.copytree(workspace / "labeled", no_validation / "labeled")
+    run_tokenize(Workspace(no_validation), TokenizeOptions(tokenizer=toy_tokenizer, val_fraction=0))
+    command = [sys.executable, "-c", "from crlft_train.cli import eval_main; eval_main()",
+               str(uninterrupted), str(no_validation)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
+    assert "no validation split" in done.stdout + done.stderr
