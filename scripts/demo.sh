@@ -2,7 +2,8 @@
 # The whole pipeline on the shipped synthetic sample:
 #   sample (2,000 raw ShareGPT rows) → clean → label (the paper's rules) → tokenize → crlft-train
 #   (a tiny random-init Llama, a few dozen steps on the CPU) → one generation with the chat template
-#   → crlft-eval's class × condition loss table (did the model learn its condition tags?)
+#   → the HTML report of the data and the run → crlft-eval's class × condition loss table (did the
+#   model learn its condition tags?)
 # A small byte-level BPE tokenizer is trained locally, since no model can be downloaded here; use
 # `--tokenizer PATH` with any local Hugging Face tokenizer folder for real work.
 set -euo pipefail
@@ -18,4 +19,5 @@ echo "tokenized dataset (datasets.load_from_disk): $ROOT/data/tokenized"
 crlft-train data --output runs/demo --model-config tiny --max-steps 30 --batch-max-len 4096
 crlft-chat runs/demo --prompt "How do I reverse a list in Python?" --max-new-tokens 32
 echo "trained model (transformers.AutoModelForCausalLM.from_pretrained): $ROOT/runs/demo/final"
+sharegpt-tools report -w data --run runs/demo -o data/report.html
 crlft-eval runs/demo data

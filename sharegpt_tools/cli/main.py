@@ -8,6 +8,7 @@ from sharegpt_tools import __version__
 from sharegpt_tools.cli import clean, label, sample
 from sharegpt_tools.cli import export as export_cli
 from sharegpt_tools.cli import render as render_cli
+from sharegpt_tools.cli import report as report_cli
 from sharegpt_tools.cli import subsample as subsample_cli
 from sharegpt_tools.cli import tokenize as tokenize_cli
 from sharegpt_tools.cli import toy_tokenizer as toy_tokenizer_cli
@@ -16,7 +17,8 @@ app = typer.Typer(
     name="sharegpt-tools",
     help=(
         "Turn mixed-quality ShareGPT chat dumps into class-conditioned, reward-weighted training "
-        "data (OpenChat's C-RLFT). Stages: sample → clean → label → subsample → tokenize."
+        "data (OpenChat's C-RLFT). Stages: sample → clean → label → subsample → tokenize; "
+        "report shows what they did."
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -29,6 +31,7 @@ app.command("subsample")(subsample_cli.subsample)
 app.command("export")(export_cli.export)
 app.command("tokenize")(tokenize_cli.tokenize)
 app.command("render")(render_cli.render)
+app.command("report")(report_cli.report)
 app.command("toy-tokenizer")(toy_tokenizer_cli.toy_tokenizer)
 
 
