@@ -8,9 +8,12 @@ benchmark's result, not a property of the code.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "mixed_quality"))
@@ -18,32 +21,53 @@ sys.path.insert(0, str(ROOT / "benchmarks" / "mixed_quality"))
 from task import TaskSpec, generate, graded, mistaken  # noqa: E402
 
 
-def test_the_generated_task_is_mixed_quality_and_held_out_prompts_are_unseen() -> None:
-    spec = TaskSpec(expert=50, sub_optimal=500, held_out=40, mistake_rate=0.7, seed=3)
+@pytest.mark.parametrize("kind", ["add", "reverse"])
+def test_the_generated_task_is_mixed_quality_and_held_out_prompts_are_unseen(kind: str) -> None:
+    spec = TaskSpec(kind=kind, expert=50, sub_optimal=500, held_out=40, seed=3)
     rows, items = generate(spec)
     experts = [r for r in rows if r["model"] == "Model: GPT-4"]
     assert len(experts) == 50 and len(rows) == 550
 
-    def stated(row: dict) -> tuple[str, int, int]:
-        """("47 + 85", the true sum, the stated sum) of a row's answer."""
-        text = row["conversations"][1]["value"]
-        left, total = text.split("<p>")[1].split("</p>")[0].split(" = ")  # "47 + 85 = 132"
-        return left, sum(map(int, left.split(" + "))), int(total)
+    def question_and_answer(row: dict) -> tuple[str, str]:
+        reply = row["conversations"][1]["value"].split("<p>")[1].split("</p>")[0]
+        return row["conversations"][0]["value"], reply
 
-    def right(row: dict) -> bool:
-        _, true_sum, said = stated(row)
-        return said == true_sum
+    def solve(question: str) -> tuple[str, str]:
+        """(right answer, the systematic mistake) worked out from the question text alone."""
+        if kind == "add":
+            a, b = map(int, re.findall(r"\d+", question))
+            return str(a + b), str(mistaken(a + b))
+        word = re.findall(
+            r"[a-z]{4,}",
+            question.replace("Reverse", "")
+            .replace("Write", "")
+            .replace("Spell", "")
+            .replace("backwards", "")
+            .replace("reverse", ""),
+        )[0]
+        backwards = word[::-1]
+        return backwards, backwards[1] + backwards[0] + backwards[2:]
 
-    assert all(right(r) for r in experts)
-    wrong = [r for r in rows if r not in experts and not right(r)]
-    assert 0.6 < len(wrong) / 500 < 0.8
-    assert all(stated(r)[2] == mistaken(stated(r)[1]) for r in wrong)
-    seen = {stated(r)[0] for r in rows}
-    assert not any(f"{item['a']} + {item['b']}" in seen for item in items)
-    assert graded("so 47 + 85 = 132", {"answer": 132}) == {
-        "correct": True, "systematic_mistake": False
+    def verdict(row: dict) -> str:
+        question, reply = question_and_answer(row)
+        right, wrong = solve(question)
+        said = re.findall(r"[0-9a-z]+", reply)[-1]
+        return "right" if said == right else "mistake" if said == wrong else "other"
+
+    assert all(verdict(r) == "right" for r in experts)
+    sub_optimal = [verdict(r) for r in rows if r not in experts]
+    assert "other" not in sub_optimal
+    assert 0.6 < sub_optimal.count("mistake") / len(sub_optimal) < 0.8  # mistake_rate 0.7
+    seen = {question_and_answer(r)[1].split(" = ")[0] for r in rows} if kind == "add" else {
+        solve(question_and_answer(r)[0])[0] for r in rows
     }  # fmt: skip
-    assert graded("47 + 85 = 133", {"answer": 132})["systematic_mistake"]
+    for item in items:
+        held = f"{item['a']} + {item['b']}" if kind == "add" else item["answer"]
+        assert held not in seen
+        assert graded(f"so it is {item['answer']}", item) == {
+            "correct": True, "systematic_mistake": False
+        }  # fmt: skip
+        assert graded(item["mistake"], item)["systematic_mistake"]
     assert generate(spec) == (rows, items)  # deterministic for a seed
 
 
