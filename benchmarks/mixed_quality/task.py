@@ -7,8 +7,8 @@ the sources apart can learn to answer like the expert. Sub-optimal data still te
 structure, which is what C-RLFT exploits. Two tasks:
 
 - `add`: the sum of two n-digit numbers; the mistake makes the last digit one too high (mod 10).
-- `reverse`: a random lowercase word written backwards; the mistake swaps the first two letters
-  of the answer.
+- `reverse`: a random lowercase word written backwards; the mistake doubles the answer's last
+  letter ("olleh" → "ollehh").
 
 Held-out evaluation prompts use problems that appear in no training conversation. Assistant turns
 are ChatGPT-style HTML, so the data goes through `clean`'s real HTML path.
@@ -62,12 +62,11 @@ def add_problem(a: int, b: int) -> Problem:
 
 def reverse_problem(word: str) -> Problem:
     backwards = word[::-1]
-    return Problem({"w": word}, backwards, backwards[1] + backwards[0] + backwards[2:], "{answer}")
+    return Problem({"w": word}, backwards, backwards + backwards[-1], "{answer}")
 
 
 def distinct_problems(spec: TaskSpec, rng: random.Random) -> list[Problem]:
-    """expert + sub_optimal + held_out distinct problems (a reverse word never a palindrome-ish
-    pair: its two first answer letters differ, so the mistake is visible)."""
+    """expert + sub_optimal + held_out distinct problems."""
     needed = spec.expert + spec.sub_optimal + spec.held_out
     seen: set = set()
     problems = []
@@ -80,8 +79,6 @@ def distinct_problems(spec: TaskSpec, rng: random.Random) -> list[Problem]:
             length = rng.randint(*spec.letters)
             key = "".join(rng.choice(string.ascii_lowercase) for _ in range(length))
             problem = reverse_problem(key)
-            if problem.wrong == problem.correct:
-                continue
         else:
             raise ValueError(f"unknown task kind {spec.kind!r} (add, reverse)")
         if key not in seen:

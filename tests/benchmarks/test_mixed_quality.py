@@ -46,7 +46,7 @@ def test_the_generated_task_is_mixed_quality_and_held_out_prompts_are_unseen(kin
             .replace("reverse", ""),
         )[0]
         backwards = word[::-1]
-        return backwards, backwards[1] + backwards[0] + backwards[2:]
+        return backwards, backwards + backwards[-1]
 
     def verdict(row: dict) -> str:
         question, reply = question_and_answer(row)
