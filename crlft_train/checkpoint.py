@@ -186,7 +186,11 @@ def chat_template(templates: dict, default_condition: str) -> str:
 
 
 def expert_condition(templates: dict) -> str:
-    """The condition of the highest-weight class: the one used at inference (paper Sec. 4)."""
+    """The condition of the highest-weight class: the one used at inference (paper Sec. 4).
+
+    At equal weights (the "no reward" ablation) the first class wins: `tokenize` keeps the rules
+    file's order, so that is the class the rules declare first.
+    """
     by_class = templates.get("by_class", {})
     if not by_class:
         return ""

@@ -104,8 +104,14 @@ def resolve_input(ws: Workspace, explicit: Path | None = None) -> InputStage:
     return InputStage("subsampled", sub, manifest, "subsampled/ is up to date with labeled/")
 
 
-def class_table(parquet: Path) -> list[tuple[str, str, float]]:
-    """Distinct (class, condition) of a stage with the class weight, most frequent first."""
+def class_table(parquet: Path, declared: list[str] | None = None) -> list[tuple[str, str, float]]:
+    """Distinct (class, condition) of a stage with the class weight: in the rules file's order
+    when `declared` gives it (classes it does not name after, most frequent first), else most
+    frequent first.
+
+    The order matters downstream: at equal weights (the "no reward" ablation) the trainer takes
+    the first class as the expert one, whose condition is used at inference.
+    """
     table = pq.read_table(parquet, columns=["class", "condition", "weight"])
     columns = (table.column(n).to_pylist() for n in ("class", "condition", "weight"))
     seen = Counter(zip(*columns, strict=True))
@@ -113,7 +119,17 @@ def class_table(parquet: Path) -> list[tuple[str, str, float]]:
     for (name, condition, weight), _ in seen.most_common():
         # float32 in Parquet: 0.1 reads back as 0.10000000149; keep the value the user wrote.
         table_rows.setdefault((name or "", condition or ""), float(f"{weight or 0.0:.7g}"))
-    return [(name, condition, weight) for (name, condition), weight in table_rows.items()]
+    rank = {name: i for i, name in enumerate(declared or [])}
+    ordered = sorted(table_rows.items(), key=lambda item: rank.get(item[0][0], len(rank)))
+    return [(name, condition, weight) for (name, condition), weight in ordered]
+
+
+def declared_classes(ws: Workspace, source: InputStage) -> list[str]:
+    """Class names in the order of the rules file that labeled the data (empty if unknown)."""
+    rules = source.manifest.get("rules")
+    if rules is None and (ws.stage("labeled") / MANIFEST).is_file():
+        rules = ws.manifest("labeled").get("rules")
+    return [c.get("name") for c in (rules or {}).get("classes", [])]
 
 
 # --- the stage ------------------------------------------------------------------------------------
@@ -137,7 +153,7 @@ def run_tokenize(
     source = resolve_input(ws, input_dir)
     parquet = source.path / CONVERSATIONS
     chat = load_tokenizer(options.tokenizer, options.eot)
-    classes = class_table(parquet)
+    classes = class_table(parquet, declared_classes(ws, source))
     check_max_length(chat, classes, options)
     counts = Counts()
     splits = SPLITS if options.val_fraction > 0 else SPLITS[:1]

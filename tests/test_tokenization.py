@@ -411,3 +411,27 @@ def test_sentencepiece_style_dummy_prefix_is_detected_and_decoding_stays_exact(
         )
         answers = [chat.decode(tokens) for tokens, _ in weighted_runs(rows[0])]
         assert [a.strip() for a in answers] == [v + EOT for role, v in turns if role == "gpt"]
+
+
+def test_classes_keep_the_rules_order_so_equal_weights_pick_the_first_declared_as_expert(
+    sample_raw: Path, toy_tokenizer: Path, tmp_path: Path
+) -> None:
+    """sources-no-reward.yaml gives both classes weight 1.0: the inference (expert) condition must
+    still be GPT4, the class the rules file declares first, not the more frequent gpt35."""
+    from crlft_train.checkpoint import expert_condition
+    from sharegpt_tools.clean.pipeline import run_clean
+    from sharegpt_tools.clean.steps import CleanOptions
+    from sharegpt_tools.label import run_label
+    from sharegpt_tools.rules import load_rules
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    ws = Workspace(tmp_path / "ws")
+    run_clean([sample_raw], ws, CleanOptions(workers=1))
+    run_label(ws, load_rules(examples / "sources-no-reward.yaml"))
+    templates = run_tokenize(ws, TokenizeOptions(toy_tokenizer, val_fraction=0)).manifest[
+        "templates"
+    ]
+    counts = ws.manifest("labeled")["counts"]["classes"]
+    assert counts["gpt35"]["conversations"] > counts["gpt4"]["conversations"]
+    assert list(templates["by_class"]) == ["gpt4", "gpt35"]
+    assert expert_condition(templates) == "GPT4"

@@ -73,6 +73,21 @@ def plot_curves(record: dict, names: tuple[str, ...], path: Path, title: str) ->
     plt.close(figure)
 
 
+def curve_table(record: dict) -> list[str]:
+    """Mean accuracy (expert tag) of every variant at every snapshot step."""
+    data = curves(record)
+    steps = sorted({step for by_step in data.values() for step in by_step})
+    if not steps:
+        return []
+    lines = ["", "## Accuracy along training (expert tag, mean over seeds)", "",
+             "| variant | " + " | ".join(f"step {s}" for s in steps) + " |",
+             "| --- |" + " --- |" * len(steps)]  # fmt: skip
+    for name, by_step in data.items():
+        cells = [f"{statistics.mean(by_step[s]):.0%}" if s in by_step else "—" for s in steps]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(record: dict, plots: dict[str, str]) -> str:
     summary = record["summary"]
     settings = record["settings"]
@@ -118,12 +133,14 @@ def markdown(record: dict, plots: dict[str, str]) -> str:
             lines += ["", f"## {title}", "", "| variant | accuracy | mistake | condition gap |",
                       "| --- | --- | --- | --- |"]  # fmt: skip
             lines += [accuracy_row(POSITION_OF.get(n, n), summary[n]) for n in present]
+    lines += curve_table(record)
     for caption, file in plots.items():
         lines += ["", f"![{caption}]({file})"]
     return "\n".join(lines) + "\n"
 
 
 def write_report(record: dict, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     plots = {}
     for caption, names, file in (
         ("accuracy against steps, Table 2 variants", TABLE2, "curves_table2.png"),
