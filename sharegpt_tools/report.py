@@ -189,24 +189,30 @@ def pa_strings(values: tuple) -> object:
 
 
 def conversation_shapes(parquet: Path) -> dict[str, dict[str, np.ndarray]]:
-    """Per class: turns per conversation and characters per conversation."""
+    """Per class: turns per conversation and characters per conversation.
+
+    Read batch by batch: only three numbers per conversation stay in memory, not the text.
+    """
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    table = pq.read_table(parquet, columns=["class", "conversations"])
-    classes = np.array(table.column("class").to_pylist(), dtype=object)
-    conversations = table.column("conversations").combine_chunks()
-    turns = pc.list_value_length(conversations).to_numpy(zero_copy_only=False)
-    chars = pc.utf8_length(conversations.flatten().field("value")).to_numpy(zero_copy_only=False)
-    offsets = conversations.offsets.to_numpy()
-    offsets = offsets - offsets[0]
-    running = np.concatenate([[0], np.cumsum(chars)])
-    per_conversation = running[offsets[1:]] - running[offsets[:-1]]
-    shapes = {}
-    for name in sorted(set(classes)):
-        mask = classes == name
-        shapes[str(name)] = {"turns": turns[mask], "chars": per_conversation[mask]}
-    return shapes
+    classes, turns, chars = [], [], []
+    for batch in pq.ParquetFile(parquet).iter_batches(columns=["class", "conversations"]):
+        conversations = batch.column("conversations")
+        lengths = pc.utf8_length(conversations.flatten().field("value")).to_numpy(
+            zero_copy_only=False
+        )
+        offsets = conversations.offsets.to_numpy()
+        running = np.concatenate([[0], np.cumsum(lengths)])
+        starts, ends = offsets[:-1] - offsets[0], offsets[1:] - offsets[0]
+        chars.append(running[ends] - running[starts])
+        turns.append(ends - starts)
+        classes.append(np.array(batch.column("class").to_pylist(), dtype=object))
+    names, turns_all, chars_all = (np.concatenate(a) for a in (classes, turns, chars))
+    return {
+        str(name): {"turns": turns_all[names == name], "chars": chars_all[names == name]}
+        for name in sorted(set(names))
+    }
 
 
 def classes_section(ws: Workspace) -> Section:
@@ -272,8 +278,9 @@ def tokens_section(ws: Workspace) -> Section:
         [[k.replace("_", " "), f"{counts.get(k, 0):,}"] for k in long_keys],
     ))  # fmt: skip
     train = datasets.load_from_disk(str(ws.stage("tokenized")))["train"]
-    lengths = np.asarray(train["length"])
-    classes = np.asarray(train["class"], dtype=object)
+    table = train.data.table  # the memory-mapped Arrow table: no Python list per row
+    lengths = table.column("length").to_numpy()
+    classes = np.asarray(table.column("class").to_pylist(), dtype=object)
     section.charts.append(histograms(
         "token_lengths", "tokens per row, by class",
         {str(c): lengths[classes == c] for c in sorted(set(classes))}, "tokens (log scale)",
