@@ -188,14 +188,16 @@ def chat_template(templates: dict, default_condition: str) -> str:
 def expert_condition(templates: dict) -> str:
     """The condition of the highest-weight class: the one used at inference (paper Sec. 4).
 
-    At equal weights (the "no reward" ablation) the first class wins: `tokenize` keeps the rules
-    file's order, so that is the class the rules declare first.
+    At equal weights (the "no reward" ablation) the class the rules file declares first wins
+    (`templates.class_order`, recorded by `tokenize`).
     """
     by_class = templates.get("by_class", {})
     if not by_class:
         return ""
-    best = max(by_class.values(), key=lambda info: info.get("weight", 0.0))
-    return best["condition"]
+    order = [name for name in templates.get("class_order", []) if name in by_class]
+    order += [name for name in by_class if name not in order]
+    best = max(order, key=lambda name: (by_class[name].get("weight", 0.0), -order.index(name)))
+    return by_class[best]["condition"]
 
 
 def consolidated_state_dict(engine: object, zero_stage: int) -> dict | None:

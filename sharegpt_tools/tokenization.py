@@ -291,6 +291,9 @@ def template_info(
         "eot": options.eot,
         "bos": chat.tok.bos_token if chat.bos_id is not None else None,
         "by_class": by_class,
+        # The rules file's class order (JSON objects are written with sorted keys): at equal
+        # weights the trainer takes the first class as the expert one.
+        "class_order": list(by_class),
     }
 
 

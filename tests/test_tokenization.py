@@ -428,10 +428,9 @@ def test_classes_keep_the_rules_order_so_equal_weights_pick_the_first_declared_a
     ws = Workspace(tmp_path / "ws")
     run_clean([sample_raw], ws, CleanOptions(workers=1))
     run_label(ws, load_rules(examples / "sources-no-reward.yaml"))
-    templates = run_tokenize(ws, TokenizeOptions(toy_tokenizer, val_fraction=0)).manifest[
-        "templates"
-    ]
+    run_tokenize(ws, TokenizeOptions(toy_tokenizer, val_fraction=0))
+    templates = ws.manifest("tokenized")["templates"]  # as the trainer reads it, from disk
     counts = ws.manifest("labeled")["counts"]["classes"]
     assert counts["gpt35"]["conversations"] > counts["gpt4"]["conversations"]
-    assert list(templates["by_class"]) == ["gpt4", "gpt35"]
+    assert templates["class_order"] == ["gpt4", "gpt35"]
     assert expert_condition(templates) == "GPT4"

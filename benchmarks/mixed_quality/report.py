@@ -13,7 +13,15 @@ from pathlib import Path
 TABLE2 = ("c-rlft", "no-reward", "no-condition", "sft", "only-expert", "only-sub-optimal")
 FIG6 = ("gpt4-0.6", "gpt4-0.8", "c-rlft", "gpt35-0.6", "gpt35-0.8")
 FIG7 = ("c-rlft", "before-assistant", "beginning")
-POSITION_OF = {"c-rlft": "before-speaker (default)"}
+LABELS = {  # what the c-rlft row means in each figure
+    "Fig. 6: sub-sampling one class": {"c-rlft": "c-rlft (both classes at 1.0)"},
+    "Fig. 7: where the tag goes": {"c-rlft": "before-speaker (c-rlft, the default)"},
+}
+TASKS = {
+    "add": "{digits}-digit addition; the mistake makes the last digit of the sum one too high",
+    "reverse": "writing random lowercase words ({letters[0]}-{letters[1]} letters) backwards; the "
+    'mistake doubles the answer\'s last letter ("olleh" → "ollehh")',
+}
 
 
 def cell(values: list[float]) -> str:
@@ -99,9 +107,9 @@ def markdown(record: dict, plots: dict[str, str]) -> str:
         f"seeds {', '.join(map(str, settings['seeds']))}, {settings['steps']} steps per run "
         f"(batch ≤ {settings['batch_max_len']} tokens, lr {settings['lr']}).",
         "",
-        f"Task: {task['digits']}-digit addition; {task['expert']:,} expert (GPT-4, always right) "
-        f"and {task['sub_optimal']:,} sub-optimal (GPT-3.5) conversations, "
-        f"{task['mistake_rate']:.0%} of which make the systematic mistake (last digit + 1); "
+        f"Task: {TASKS[task.get('kind', 'add')].format(**task)}. {task['expert']:,} expert "
+        f"(GPT-4, always right) and {task['sub_optimal']:,} sub-optimal (GPT-3.5) conversations, "
+        f"{task['mistake_rate']:.0%} of which make the systematic mistake; "
         f"{task['held_out']} held-out prompts. Exact match of the greedy reply; "
         "'mistake' is the share of replies that make exactly the sub-optimal mistake; the "
         "condition gap is crlft-eval's loss(GPT-4 data | GPT3 tag) − loss(GPT-4 data | GPT4 tag).",
@@ -109,6 +117,7 @@ def markdown(record: dict, plots: dict[str, str]) -> str:
         "```bash",
         record["command"],
         "```",
+        *(["", record["note"]] if record.get("note") else []),
         "",
         "## Table 2: variants (expert tag at inference, final step; mean ± std over seeds)",
         "",
@@ -132,7 +141,7 @@ def markdown(record: dict, plots: dict[str, str]) -> str:
         if any(summary[n]["figure"] != "Table 2" for n in present):
             lines += ["", f"## {title}", "", "| variant | accuracy | mistake | condition gap |",
                       "| --- | --- | --- | --- |"]  # fmt: skip
-            lines += [accuracy_row(POSITION_OF.get(n, n), summary[n]) for n in present]
+            lines += [accuracy_row(LABELS[title].get(n, n), summary[n]) for n in present]
     lines += curve_table(record)
     for caption, file in plots.items():
         lines += ["", f"![{caption}]({file})"]

@@ -173,10 +173,15 @@ def prepare_variant(settings: Settings, seed: int, variant: Variant) -> Path:
     return ws
 
 
-def train(settings: Settings, ws: Path, seed: int) -> Path:
+def train(settings: Settings, ws: Path, seed: int) -> tuple[Path, float | None, bool]:
+    """(run folder, seconds its training took, reused). A finished run is reused, not retrained;
+    its time is then the one recorded when it was trained (None if unknown)."""
     run = ws.parent / "run"
+    timing = run / "timing.json"
     if (run / "final" / "config.json").is_file():
-        return run
+        took = json.loads(timing.read_text())["train_s"] if timing.is_file() else None
+        return run, took, True
+    started = time.perf_counter()
     shutil.rmtree(run, ignore_errors=True)
     model = ws.parent / "model.json"
     model.write_text(json.dumps(settings.model), encoding="utf-8")
@@ -185,7 +190,9 @@ def train(settings: Settings, ws: Path, seed: int) -> Path:
          "--export-every", str(settings.export_every), "--batch-max-len",
          str(settings.batch_max_len), "--lr", str(settings.lr), "--seed", str(seed),
          "--eval-every", str(settings.steps), log=ws.parent / "train.log")  # fmt: skip
-    return run
+    took = time.perf_counter() - started
+    timing.write_text(json.dumps({"train_s": took}), encoding="utf-8")
+    return run, took, False
 
 
 # --- evaluation ---------------------------------------------------------------------------------
@@ -249,10 +256,9 @@ def job(settings: Settings, seed: int, variant_name: str) -> dict:
     logging.disable_progress_bar()
     logging.set_verbosity_error()
     variant = VARIANTS[variant_name]
-    started = time.perf_counter()
     ws = prepare_variant(settings, seed, variant)
     items = json.loads((settings.work / f"seed-{seed}" / "base" / "eval.json").read_text())
-    run = train(settings, ws, seed)
+    run, train_s, reused = train(settings, ws, seed)
     trained = time.perf_counter()
     result = evaluate(run, ws, items, variant)
     manifest = json.loads((ws / "tokenized" / "manifest.json").read_text())
@@ -261,7 +267,8 @@ def job(settings: Settings, seed: int, variant_name: str) -> dict:
         "figure": variant.figure,
         "seed": seed,
         "train_rows": manifest["counts"].get("rows", {}),
-        "train_s": trained - started,
+        "train_s": train_s,  # None: reused from an earlier invocation that did not record it
+        "reused": reused,
         "eval_s": time.perf_counter() - trained,
         **result,
     }
@@ -280,9 +287,9 @@ def run_grid(settings: Settings) -> list[dict]:
         for future in futures:
             result = future.result()
             final = result["final"].get("expert", {})
+            took = "reused" if result["reused"] else f"{result['train_s']:.0f} s"
             print(f"{result['variant']:>17} seed {result['seed']}: accuracy "
-                  f"{final.get('accuracy', float('nan')):.1%} ({result['train_s']:.0f} s)",
-                  flush=True)  # fmt: skip
+                  f"{final.get('accuracy', float('nan')):.1%} ({took})", flush=True)  # fmt: skip
             results.append(result)
     return results
 
@@ -330,6 +337,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=WORK, help="where runs and results go")
     parser.add_argument("--report", action="store_true", help="write RESULTS.md and the plots")
     parser.add_argument("--report-dir", type=Path, default=HERE, help="where --report writes")
+    parser.add_argument("--note", help="a paragraph for RESULTS.md (e.g. how runs were reused)")
     args = parser.parse_args()
     settings = Settings(
         name="quick" if args.quick else "full", task=TaskSpec(), jobs=args.jobs, root=args.work
@@ -358,6 +366,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "wall_s": time.perf_counter() - started,
+        "note": args.note,
         "settings": {**asdict(settings), "task": asdict(settings.task)},
         "summary": summary(results),
         "runs": results,
