@@ -96,6 +96,11 @@ def curve_table(record: dict) -> list[str]:
     return lines
 
 
+def fresh_grid(record: dict) -> str:
+    minutes = record.get("fresh_grid_min")
+    return "(unknown)" if minutes is None else f"≈ {minutes:.0f} min"
+
+
 def markdown(record: dict, plots: dict[str, str]) -> str:
     summary = record["summary"]
     settings = record["settings"]
@@ -103,7 +108,9 @@ def markdown(record: dict, plots: dict[str, str]) -> str:
     lines = [
         "# Mixed-quality benchmark: C-RLFT's ablations in miniature",
         "",
-        f"Measured {record['date']} on {record['cpus']} CPUs in {record['wall_s'] / 60:.1f} min, "
+        f"Measured {record['date']} on {record['cpus']} CPUs; this invocation took "
+        f"{record['wall_s'] / 60:.1f} min, the whole grid from scratch "
+        f"{fresh_grid(record)} (Σ per-run training + evaluation / parallel jobs); "
         f"seeds {', '.join(map(str, settings['seeds']))}, {settings['steps']} steps per run "
         f"(batch ≤ {settings['batch_max_len']} tokens, lr {settings['lr']}).",
         "",

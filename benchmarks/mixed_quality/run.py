@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -297,6 +298,16 @@ def run_grid(settings: Settings) -> list[dict]:
 # --- summary --------------------------------------------------------------------------------------
 
 
+def fresh_grid_minutes(results: list[dict], jobs: int) -> float | None:
+    """What the grid takes from scratch: Σ (training + evaluation) over runs / parallel jobs.
+
+    Reused runs count with the training time recorded when they were trained (None if unknown).
+    """
+    if any(r["train_s"] is None for r in results):
+        return None
+    return sum(r["train_s"] + r["eval_s"] for r in results) / jobs / 60
+
+
 def mean_spread(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -364,10 +375,11 @@ def main() -> None:
     record = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpus": os.cpu_count(),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": shlex.join(["python", *sys.argv]),
         "wall_s": time.perf_counter() - started,
         "note": args.note,
         "settings": {**asdict(settings), "task": asdict(settings.task)},
+        "fresh_grid_min": fresh_grid_minutes(results, settings.jobs),
         "summary": summary(results),
         "runs": results,
     }
