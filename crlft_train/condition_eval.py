@@ -23,8 +23,7 @@ from pathlib import Path
 import torch
 
 from crlft_train.chat import model_folder
-from crlft_train.data import DataError, TokenizedData, load_tokenized, pack
-from crlft_train.packing import MultipackSampler
+from crlft_train.data import DataError, TokenizedData, load_tokenized
 
 RESULT_FILE = "condition_eval.json"
 ProgressCallback = Callable[[int, int], None]  # (batches done, total)
@@ -145,37 +144,6 @@ def load_model(run_dir: Path, device: torch.device) -> torch.nn.Module:
     return model.to(device).eval()
 
 
-def mean_losses(
-    model: torch.nn.Module,
-    rows: list[dict],
-    classes: list[str],
-    batch_max_len: int,
-    device: torch.device,
-    on_batch: Callable[[], None] = lambda: None,
-) -> dict[str, tuple[float, float]]:
-    """(Σ CE, Σ w) per class over the rows' supervised tokens, packed `batch_max_len` at a time."""
-    from crlft_train.train import packed_loss_sums
-
-    class_index = {name: i for i, name in enumerate(classes)}
-    lengths = [min(int(r["length"]), batch_max_len) for r in rows]
-    plan = MultipackSampler(lengths, batch_max_len, 1, seed=0).plan(0)
-    sums = {name: [0.0, 0.0] for name in classes}
-    with torch.no_grad():
-        for bins in plan:
-            batch = pack([rows[i] for i in bins[0]], class_index)
-            result = packed_loss_sums(model, batch, len(classes), False, device)
-            for index, part in result.per_class.items():
-                sums[classes[index]][0] += float(part.loss_sum)
-                sums[classes[index]][1] += float(part.weight_sum)
-            on_batch()
-    return {name: (total, weight) for name, (total, weight) in sums.items()}
-
-
-def batch_count(rows: list[dict], batch_max_len: int) -> int:
-    lengths = [min(int(r["length"]), batch_max_len) for r in rows]
-    return len(MultipackSampler(lengths, batch_max_len, 1, seed=0).plan(0)) if rows else 0
-
-
 def evaluate_conditions(
     run_dir: Path,
     data_path: Path,
@@ -184,6 +152,7 @@ def evaluate_conditions(
     progress: ProgressCallback | None = None,
 ) -> ConditionTable:
     from crlft_train.checkpoint import expert_condition
+    from crlft_train.train import scoring_plan, summed_losses
 
     data = load_tokenized(data_path)
     if data.validation is None or len(data.validation) == 0:
@@ -192,7 +161,11 @@ def evaluate_conditions(
             "--val-fraction (e.g. 0.05)"
         )
     by_class = data.manifest["templates"]["by_class"]
-    classes = sorted(by_class, key=lambda name: -by_class[name].get("weight", 0.0))
+    # Highest weight first; at equal weights the rules file's order (as the trainer decides).
+    rank = {name: i for i, name in enumerate(data.manifest["templates"].get("class_order", []))}
+    classes = sorted(
+        by_class, key=lambda name: (-by_class[name].get("weight", 0.0), rank.get(name, len(rank)))
+    )
     conditions: dict[str, str] = {}  # highest class weight first: the last is the sub-optimal tag
     for name in classes:
         conditions.setdefault(by_class[name]["condition"], name)
@@ -200,8 +173,11 @@ def evaluate_conditions(
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(run_dir, device)
     rendered = {tag: rerendered_validation(data, tag) for tag in conditions}
-    total = sum(batch_count(rows, batch_max_len) for rows in rendered.values())
-    done = 0
+    plans = {
+        tag: scoring_plan([r["length"] for r in rows], batch_max_len, 1)
+        for tag, rows in rendered.items()
+    }
+    total, done = sum(map(len, plans.values())), 0
 
     def tick() -> None:
         nonlocal done
@@ -209,11 +185,14 @@ def evaluate_conditions(
         if progress:
             progress(done, total)
 
+    class_index = {name: i for i, name in enumerate(classes)}
     loss: dict[str, dict[str, float]] = {name: {} for name in classes}
     tokens: dict[str, int] = {}
     for tag, rows in rendered.items():
-        sums = mean_losses(model, rows, classes, batch_max_len, device, tick)
-        for name, (total_ce, weight) in sums.items():
+        batches = ([rows[i] for i in bins[0]] for bins in plans[tag])
+        _, per_class = summed_losses(model, batches, class_index, False, device, tick)
+        for name, i in class_index.items():
+            total_ce, weight = per_class[i].tolist()
             loss[name][tag] = total_ce / weight if weight else math.nan
             if tag == expert:
                 tokens[name] = int(weight)

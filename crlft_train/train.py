@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -355,28 +356,46 @@ def class_losses(class_index: dict[str, int], totals: torch.Tensor) -> dict:
     return out
 
 
+def scoring_plan(lengths: list[int], batch_max_len: int, world: int) -> list[list[list[int]]]:
+    """Every row exactly once, packed `batch_max_len` tokens per rank and batch (no shuffling)."""
+    clipped = [min(int(n), batch_max_len) for n in lengths]
+    return MultipackSampler(clipped, batch_max_len, world, seed=0).plan(0) if clipped else []
+
+
+def summed_losses(
+    model: torch.nn.Module,
+    row_batches: Iterable[list[dict]],
+    class_index: dict[str, int],
+    per_sequence_loss: bool,
+    device: torch.device,
+    on_batch: Callable[[], None] = lambda: None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Without gradients: ([Σ w·CE, Σ w], [[Σ w·CE, Σ w] per class]) over batches of rows."""
+    totals = torch.zeros(2)
+    per_class = torch.zeros(len(class_index), 2)
+    with torch.no_grad():
+        for rows in row_batches:
+            sums = packed_loss_sums(
+                model, pack(rows, class_index), len(class_index), per_sequence_loss, device
+            )
+            totals += torch.stack([sums.loss_sum, sums.weight_sum]).float().cpu()
+            for index, part in sums.per_class.items():
+                per_class[index] += torch.stack([part.loss_sum, part.weight_sum]).float().cpu()
+            on_batch()
+    return totals, per_class
+
+
 def evaluate(run: Run) -> dict:
     """Validation loss (weighted mean, and mean CE per class), over the whole validation split."""
     validation = run.data.validation
     if validation is None or len(validation) == 0:
         return {}
-    lengths = [min(int(n), run.config.batch_max_len) for n in validation["length"]]
-    plan = MultipackSampler(lengths, run.config.batch_max_len, run.world, seed=0).plan(0)
-    totals = torch.zeros(2)
-    per_class = torch.zeros(len(run.class_index), 2)
+    plan = scoring_plan(validation["length"], run.config.batch_max_len, run.world)
     run.engine.eval()
-    with torch.no_grad():
-        for bins in plan:
-            rows = [validation[i] for i in bins[run.rank]]
-            sums = forward_loss(run, pack(rows, run.class_index))
-            totals += torch.stack([sums.loss_sum, sums.weight_sum]).float().cpu()
-            per_class += (
-                torch.stack(
-                    [torch.stack([c.loss_sum, c.weight_sum]) for c in sums.per_class.values()]
-                )
-                .float()
-                .cpu()
-            )
+    totals, per_class = summed_losses(
+        run.engine, ([validation[i] for i in bins[run.rank]] for bins in plan), run.class_index,
+        run.config.per_sequence_loss, run.device,
+    )  # fmt: skip
     run.engine.train()
     totals, per_class = all_reduce_sum(totals), all_reduce_sum(per_class)
     record = {"val/loss": (totals[0] / totals[1].clamp(min=1e-12)).item()}
