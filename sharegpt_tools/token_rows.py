@@ -1,7 +1,7 @@
 """One batch of the `tokenize` stage: render → encode → assemble, and the columns it makes.
 
 Each conversation is rendered into segments (`templates.render`) in `prepare`; the content texts
-are encoded by the tokenizer (`ChatTokenizer.encode_plain`) and template pieces come from the
+are encoded by the tokenizer (`ChatTokenizer.encode_content`) and template pieces come from the
 `TemplatePool`; `assemble` then builds the rows of a whole batch at once with numpy gathers, as
 Arrow record batches per split, and adds to the stage's `Counts`.
 
@@ -78,6 +78,7 @@ class Prepared:
     classes: list[str]
     validation: list[bool]
     texts: list[str]  # content to tokenize
+    text_opens: list[bool]  # per text: it opens a section (bare system text)
     seg_content: list[bool]  # per segment: content (ref → texts) or template (ref → pool)
     seg_ref: list[int]
     seg_weight: list[float]
@@ -97,22 +98,22 @@ class TemplatePool:
 
     def __init__(self, chat: ChatTokenizer) -> None:
         self.chat = chat
-        self.index: dict[str, int] = {}
+        self.index: dict[tuple[str, bool], int] = {}
         self.pieces: list[list[int]] = []
 
-    def ref(self, text: str) -> int:
-        ref = self.index.get(text)
+    def ref(self, text: str, opens: bool) -> int:
+        ref = self.index.get((text, opens))
         if ref is None:
-            ref = self.index[text] = len(self.pieces)
-            self.pieces.append(self.chat.template_ids(text))
+            ref = self.index[(text, opens)] = len(self.pieces)
+            self.pieces.append(self.chat.template_ids(text, opens))
         return ref
 
     def bos_ref(self) -> int | None:
         if self.chat.bos_id is None:
             return None
-        ref = self.index.get("\0bos")
+        ref = self.index.get(("\0bos", False))
         if ref is None:
-            ref = self.index["\0bos"] = len(self.pieces)
+            ref = self.index[("\0bos", False)] = len(self.pieces)
             self.pieces.append([self.chat.bos_id])
         return ref
 
@@ -136,7 +137,7 @@ def prepare(batch: pa.RecordBatch, pool: TemplatePool, options: TokenizeOptions)
     weights = batch.column("weight").to_pylist()
     conditions = batch.column("condition").to_pylist()
     bos = pool.bos_ref()
-    p = Prepared(ids, classes, [], [], [], [], [], [], [])
+    p = Prepared(ids, classes, [], [], [], [], [], [], [], [])
     for i, conversation_id in enumerate(ids):
         start, end = int(turn_offsets[i]), int(turn_offsets[i + 1])
         tw = turn_weights[i] if turn_weights[i] is not None else [1.0] * (end - start)
@@ -146,7 +147,12 @@ def prepare(batch: pa.RecordBatch, pool: TemplatePool, options: TokenizeOptions)
             )
         p.validation.append(in_validation(conversation_id, options.seed, options.val_fraction))
         rendered = templates.render(
-            roles[start:end], values[start:end], conditions[i] or "", options.position, options.eot
+            roles[start:end],
+            values[start:end],
+            conditions[i] or "",
+            options.position,
+            options.eot,
+            options.system_format,
         )
         class_weight = float(weights[i] or 0.0)
         bounds = [len(p.seg_ref)]
@@ -160,8 +166,9 @@ def prepare(batch: pa.RecordBatch, pool: TemplatePool, options: TokenizeOptions)
                 if segment.kind in CONTENT_KINDS:
                     p.add(True, len(p.texts), weight)
                     p.texts.append(segment.text)
+                    p.text_opens.append(segment.opens_section)
                 else:
-                    p.add(False, pool.ref(segment.text), weight)
+                    p.add(False, pool.ref(segment.text, segment.opens_section), weight)
         bounds.append(len(p.seg_ref))
         p.bounds.append(bounds)
     return p

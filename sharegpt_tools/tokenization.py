@@ -9,8 +9,9 @@ Content segments (user, assistant, system text) are tokenized as plain text in l
 the fast tokenizer (the ids of `tok(texts, add_special_tokens=False, split_special_tokens=True)`),
 so that `<|end_of_turn|>`, `</s>` or `GPT4 Assistant:` typed by a user stay ordinary text; template
 pieces are tokenized once per distinct string; the end-of-turn marker and BOS are added by id.
-The token rules, `--long` and the validation split are described in `token_rows`; exact decoding
-and SentencePiece-style tokenizers in `chat_tokenizer`.
+The token rules, `--long` and the validation split are described in `token_rows`; how the ids
+are made to equal what the exported tokenizer and chat template give (sections, SentencePiece's
+dummy prefix, the probe that refuses a tokenizer) in `chat_tokenizer`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from sharegpt_tools.chat_tokenizer import (
     load_tokenizer,
     tokenizer_files,
 )
+from sharegpt_tools.portable_tokenizer import save_portable
 from sharegpt_tools.records import ROLE_GPT, ROLE_HUMAN, ROLE_SYSTEM
 from sharegpt_tools.templates import CONTENT_KINDS
 from sharegpt_tools.token_rows import (
@@ -173,7 +175,7 @@ def run_tokenize(
         timings["tokenize_s"] = time.perf_counter() - started - timings["load_s"]
         save_dataset(scratch, out, splits)
         shutil.rmtree(scratch)
-        chat.tok.save_pretrained(str(out / TOKENIZER_DIR))
+        save_portable(chat.tok, out / TOKENIZER_DIR, chat.path)
         timings["save_s"] = time.perf_counter() - started - sum(timings.values())
         timings["total_s"] = time.perf_counter() - started
         timings["cpu_s"] = time.process_time() - cpu_started  # all threads, tokenizer's included
@@ -233,7 +235,8 @@ def tokenize_record_batches(
             ready = None
             if batch is not None:
                 prepared = prepare(batch, pool, options)
-                ready = (prepared, encoder.submit(chat.encode_plain, prepared.texts))
+                encoding = encoder.submit(chat.encode_content, prepared.texts, prepared.text_opens)
+                ready = (prepared, encoding)
             if pending is not None:
                 prepared_before, future = pending
                 rows = assemble(prepared_before, future.result(), pool, options, counts)
@@ -250,11 +253,10 @@ def check_max_length(
     chat: ChatTokenizer, classes: list[tuple[str, str, float]], options: TokenizeOptions
 ) -> None:
     """Refuse a --max-length that cannot hold one exchange; warms the template cache too."""
-    chat.template_ids(templates.role_prefix("system", "", options.position))
     for name, condition, _ in classes:
         empty = templates.render([ROLE_HUMAN, ROLE_GPT], ["", ""], condition, options.position)
         needed = (chat.bos_id is not None) + sum(
-            len(chat.template_ids(s.text)) for s in empty.segments() if s.kind not in CONTENT_KINDS
+            len(chat.segment_ids(s)) for s in empty.segments() if s.kind not in CONTENT_KINDS
         )
         if options.max_length < needed + 2:
             raise TokenizeError(
@@ -267,29 +269,45 @@ def check_max_length(
 def template_info(
     chat: ChatTokenizer, classes: list[tuple[str, str, float]], options: TokenizeOptions
 ) -> dict:
-    """The exact strings each class was rendered with, for the manifest and the trainer."""
+    """The exact strings each class was rendered with, for the manifest and the trainer.
+
+    With the ids of every template piece, so that inference (`crlft-chat`) can build prompts
+    segment by segment exactly as the rows were built, without this package.
+    """
     by_class: dict[str, dict] = {}
     for name, condition, weight in classes:
         key = name if name not in by_class else f"{name}/{condition}"  # one condition per class
+        header = templates.header(condition, options.position, options.eot)
+        prefixes = {
+            role: templates.role_prefix(role, condition, options.position, options.system_format)
+            for role in (ROLE_SYSTEM, ROLE_HUMAN, ROLE_GPT)
+        }
         by_class[key] = {
             "condition": condition,
             "weight": weight,
-            "template": templates.example(condition, options.position, options.eot),
-            "with_system": templates.example(condition, options.position, options.eot, True),
+            "template": templates.example(
+                condition, options.position, options.eot, False, options.system_format
+            ),
+            "with_system": templates.example(
+                condition, options.position, options.eot, True, options.system_format
+            ),
             "generation_prompt": templates.generation_prompt(condition, options.position),
             # The pieces, so that a trainer can write a chat template without parsing the above.
-            "header": "".join(
-                seg.text for seg in templates.header(condition, options.position, options.eot)
-            ),
-            "prefixes": {
-                role: templates.role_prefix(role, condition, options.position)
-                for role in (ROLE_SYSTEM, ROLE_HUMAN, ROLE_GPT)
+            "header": "".join(seg.text for seg in header),
+            "prefixes": prefixes,
+            "ids": {
+                "header": [i for seg in header for i in chat.segment_ids(seg)],
+                "prefixes": {role: chat.template_ids(text) for role, text in prefixes.items()},
             },
         }
     return {
         "position": str(options.position),
         "eot": options.eot,
+        "eot_id": chat.eot_id,
         "bos": chat.tok.bos_token if chat.bos_id is not None else None,
+        "bos_id": chat.bos_id,
+        "separator": templates.SEPARATOR,
+        "system_format": str(options.system_format),
         "by_class": by_class,
         # The rules file's class order (JSON objects are written with sorted keys): at equal
         # weights the trainer takes the first class as the expert one.

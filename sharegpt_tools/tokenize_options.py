@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from sharegpt_tools import templates
-from sharegpt_tools.templates import Position
+from sharegpt_tools.templates import Position, SystemFormat
 
 
 class TokenizeError(Exception):
@@ -30,6 +30,7 @@ class TokenizeOptions:
     position: Position = Position.BEFORE_SPEAKER
     max_length: int = 4096
     long: LongMode = LongMode.SPLIT
+    system_format: SystemFormat = SystemFormat.OPENCHAT
     eot: str = templates.DEFAULT_EOT
     val_fraction: float = 0.01
     seed: int = 0
@@ -41,6 +42,7 @@ class TokenizeOptions:
             "position": str(self.position),
             "max_length": self.max_length,
             "long": str(self.long),
+            "system_format": str(self.system_format),
             "eot": self.eot,
             "val_fraction": self.val_fraction,
             "seed": self.seed,

@@ -42,7 +42,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, toy_tokenizer: Path) -> 
 def test_render_highlights_weighted_tokens(workspace: Path) -> None:
     result = runner.invoke(app, ["render", "--id", "expert", "-w", str(workspace)], env=COLOR)
     assert result.exit_code == 0, result.output
-    assert f"{GREEN}It is four.{EOT}" in result.output
+    assert f"{GREEN} It is four.{EOT}" in result.output
     assert f"{DIM}<s>GPT4 User: What is 2+2?" in result.output
     plain = runner.invoke(app, ["render", "--id", "expert", "-w", str(workspace)], env=NO_COLOR)
     assert f"<s>GPT4 User: What is 2+2?{EOT}GPT4 Assistant: It is four.{EOT}" in plain.output
@@ -52,7 +52,7 @@ def test_render_highlights_weighted_tokens(workspace: Path) -> None:
 def test_render_marks_sub_optimal_weights_differently(workspace: Path) -> None:
     result = runner.invoke(app, ["render", "--id", "weak", "-w", str(workspace)], env=COLOR)
     assert result.exit_code == 0, result.output
-    assert f"{YELLOW}Blue.{EOT}" in result.output
+    assert f"{YELLOW} Blue.{EOT}" in result.output
     assert "weights 0.1" in result.output
 
 

@@ -102,8 +102,10 @@ def test_weighted_tokens_are_the_assistant_turns_each_closed_by_eot(tokenized, c
     turn_weights = turn_weights or [1.0] * len(turns)
     (row,) = rows[cid]
     runs = weighted_runs(row)
-    expected = [
-        v + EOT for (role, v), w in zip(turns, turn_weights, strict=True) if role == "gpt" and w
+    expected = [  # the space after `Assistant:` is the answer's
+        " " + v + EOT
+        for (role, v), w in zip(turns, turn_weights, strict=True)
+        if role == "gpt" and w
     ]
     assert [chat.decode(tokens) for tokens, _ in runs] == expected
     assert {weight for _, weight in runs} == {np.float32(CLASSES[klass][0])}
@@ -200,12 +202,8 @@ def full_length(tmp_path_factory, toy_tokenizer: Path) -> tuple[list[int], int]:
     tokenize(ws, toy_tokenizer)
     (row,) = rows_by_id(ws)["long"]
     chat = load_tokenizer(toy_tokenizer)
-    header = (
-        1
-        + len(chat.template_ids("System: "))
-        + len(chat.encode_plain([long_conversation()[0][1]])[0])
-        + 1
-    )
+    # BOS, the system text (OpenChat style: no prefix), the end of turn.
+    header = 1 + len(chat.encode_content([long_conversation()[0][1]], [True])[0]) + 1
     return row["input_ids"], header
 
 
@@ -385,6 +383,36 @@ def test_unusable_tokenizer_folder_is_one_line(tmp_path: Path, problem: str) -> 
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and str(folder) in result.output
     assert "Traceback" not in result.output
+
+
+def test_tokenizer_whose_merges_cross_the_prefix_boundary_is_refused(tmp_path: Path) -> None:
+    """Without a pre-tokenizer a BPE can merge `:` with the space after it, so the generation
+    prompt `GPT4 Assistant:` would not be a token prefix of the rows: refused, in one line."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(
+        ["GPT4 User: Hi GPT4 Assistant: Hello! How can I help?"] * 50, trainer
+    )
+    folder = tmp_path / "no-pre-tokenizer"
+    PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>"
+    ).save_pretrained(folder)
+    ws = Workspace(tmp_path / "ws")
+    write_stage(ws, conversation_rows())
+    result = CliRunner().invoke(app, ["tokenize", "--tokenizer", str(folder), "-w", str(ws.root)])
+    assert result.exit_code == 2, result.output
+    assert "differently when it is tokenized as a whole than piece by piece" in result.output
+    assert "Traceback" not in result.output and not ws.stage("tokenized").exists()
 
 
 def test_missing_labeled_stage_names_the_command_to_run(tmp_path, toy_tokenizer) -> None:

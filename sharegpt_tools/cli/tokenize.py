@@ -10,7 +10,7 @@ from rich.progress import MofNCompleteColumn, TextColumn
 from rich.table import Table
 
 from sharegpt_tools.cli.common import WorkspaceOption, console, fail, progress_bar
-from sharegpt_tools.templates import DEFAULT_EOT, Position
+from sharegpt_tools.templates import DEFAULT_EOT, Position, SystemFormat
 from sharegpt_tools.tokenize_options import LongMode
 
 TEMPLATE = "Template"
@@ -35,6 +35,14 @@ def tokenize(
             rich_help_panel=TEMPLATE,
         ),
     ] = Position.BEFORE_SPEAKER,
+    system_format: Annotated[
+        SystemFormat,
+        typer.Option(
+            help="A leading system turn: openchat = the bare text closed by the end-of-turn "
+            "token, as OpenChat writes it; prefixed = `System: ` before it.",
+            rich_help_panel=TEMPLATE,
+        ),
+    ] = SystemFormat.OPENCHAT,
     eot: Annotated[
         str,
         typer.Option(
@@ -101,6 +109,7 @@ def tokenize(
         position=position,
         max_length=max_length,
         long=long,
+        system_format=system_format,
         eot=eot,
         val_fraction=val_fraction,
         seed=seed,
