@@ -155,34 +155,61 @@ def all_ranks_agree(ok: bool, device: torch.device) -> bool:
 # --- the final Hugging Face folder -------------------------------------------------------------
 
 
-def chat_template(templates: dict, default_condition: str) -> str:
+def chat_template(templates: dict, default_condition: str, control_tokens: list[str]) -> str:
     """A Jinja chat template rendering the trained template for any condition (default: expert).
 
     `apply_chat_template(..., condition="GPT3")` selects another class's condition (paper Fig. 5).
+    It renders exactly the text the training rows were tokenized from (`bos + text`), so its ids
+    are the rows' ids (tested for every tokenizer family). A template cannot tokenize content as
+    plain text, so a message holding a control token's text (`<|end_of_turn|>`, `</s>`, ...)
+    raises instead of injecting it; `crlft-chat` (`chat.PromptEncoder`) encodes such content as
+    plain text, segment by segment, as training did.
     """
     eot = templates.get("eot", "<|end_of_turn|>")
+    separator = templates.get("separator", " ")
     conditions = {}
     for info in templates.get("by_class", {}).values():
         prefixes = info["prefixes"]
         conditions[info["condition"]] = {
             "header": info.get("header", ""),
-            "system": prefixes["system"],
-            "user": prefixes["human"],
-            "assistant": prefixes["gpt"],
+            "system": turn_opening(prefixes["system"], separator),
+            "user": turn_opening(prefixes["human"], separator),
+            "assistant": turn_opening(prefixes["gpt"], separator),
+            "prompt": info.get("generation_prompt", prefixes["gpt"]),
         }
     table = json.dumps(conditions, ensure_ascii=False)
+    controls = json.dumps(sorted(set(control_tokens)), ensure_ascii=False)
     return (
         "{%- set conditions = " + table + " -%}"
+        "{%- set controls = " + controls + " -%}"
         "{%- set t = conditions[condition] if condition is defined and condition in conditions "
         "else conditions[" + json.dumps(default_condition) + "] -%}"
         "{{- bos_token if bos_token else '' -}}{{- t.header -}}"
         "{%- for m in messages -%}"
-        "{%- if m.role == 'system' -%}{{- t.system + m.content + " + json.dumps(eot) + " -}}"
-        "{%- elif m.role == 'user' -%}{{- t.user + m.content + " + json.dumps(eot) + " -}}"
-        "{%- else -%}{{- t.assistant + m.content + " + json.dumps(eot) + " -}}{%- endif -%}"
+        "{%- for c in controls -%}{%- if c in m.content -%}"
+        "{{- raise_exception('message ' ~ loop.index ~ ' contains the control token ' ~ c ~ "
+        "': a chat template cannot keep it plain text; encode it as crlft-chat does "
+        "(crlft_train.chat.PromptEncoder)') -}}"
+        "{%- endif -%}{%- endfor -%}"
+        "{%- if m.role == 'system' -%}{{- t.system -}}"
+        "{%- elif m.role == 'user' -%}{{- t.user -}}"
+        "{%- elif m.role == 'assistant' -%}{{- t.assistant -}}"
+        "{%- else -%}{{- raise_exception('unknown role ' ~ m.role ~ ': use system, user or "
+        "assistant') -}}{%- endif -%}"
+        "{{- m.content + " + json.dumps(eot) + " -}}"
         "{%- endfor -%}"
-        "{%- if add_generation_prompt -%}{{- t.assistant -}}{%- endif -%}"
+        "{%- if add_generation_prompt -%}{{- t.prompt -}}{%- endif -%}"
     )
+
+
+def turn_opening(prefix: str, separator: str) -> str:
+    """What comes before a turn's content: `GPT4 User: `, or nothing for bare system text."""
+    return prefix + separator if prefix else ""
+
+
+def control_tokens(tokenizer: object) -> list[str]:
+    """Every added token's text: the tokenizer would turn any of them, typed, into its id."""
+    return [t for t in tokenizer.get_added_vocab() if t]
 
 
 def expert_condition(templates: dict) -> str:
@@ -215,13 +242,19 @@ def consolidated_state_dict(engine: object, zero_stage: int) -> dict | None:
 def export_model(
     engine: object,
     tokenizer: object,
+    tokenizer_dir: Path,
     templates: dict,
     folder: Path,
     zero_stage: int,
     record: dict,
 ) -> Path | None:
     """A Hugging Face folder (final/ or a snapshot): weights, tokenizer + chat template,
-    generation config, crlft.json. Written atomically on rank 0; None on other ranks."""
+    generation config, crlft.json. Written atomically on rank 0; None on other ranks.
+
+    The tokenizer files are `tokenize`'s own (`tokenizer_dir`), copied rather than saved again:
+    that stage wrote them to load identically in transformers 4.40+ and 5.x, and a transformers 5
+    `save_pretrained` would drop what older versions need (`legacy`, `tokenizer.model`...).
+    """
     import torch.distributed as dist
 
     state = consolidated_state_dict(engine, zero_stage)
@@ -234,8 +267,8 @@ def export_model(
     model = engine.module
     model.save_pretrained(str(temp), state_dict=state, safe_serialization=True)
     condition = expert_condition(templates)
-    tokenizer.chat_template = chat_template(templates, condition)
-    tokenizer.save_pretrained(str(temp))
+    template = chat_template(templates, condition, control_tokens(tokenizer))
+    export_tokenizer(tokenizer_dir, temp, template)
     write_generation_config(model, tokenizer, templates, temp)
     (temp / "crlft.json").write_text(
         json.dumps({**record, "expert_condition": condition}, indent=2, default=str) + "\n",
@@ -245,6 +278,19 @@ def export_model(
     temp.rename(folder)
     dist.barrier()
     return folder
+
+
+def export_tokenizer(source: Path, folder: Path, template: str) -> None:
+    """The tokenizer files of `source` plus the chat template, where every version reads it:
+    `chat_template.jinja` (transformers 5) and `tokenizer_config.json` (4.x)."""
+    for path in source.iterdir():
+        if path.is_file():
+            shutil.copyfile(path, folder / path.name)
+    (folder / "chat_template.jinja").write_text(template, encoding="utf-8")
+    config_file = folder / "tokenizer_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["chat_template"] = template
+    config_file.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", "utf-8")
 
 
 def write_generation_config(

@@ -84,7 +84,7 @@ def stage_fingerprint(manifest: Path) -> str | None:
 
 
 def tokenize_options(data: TokenizedData) -> object:
-    from sharegpt_tools.templates import Position
+    from sharegpt_tools.templates import Position, SystemFormat
     from sharegpt_tools.tokenize_options import LongMode, TokenizeOptions
 
     options = data.manifest.get("options", {})
@@ -93,6 +93,7 @@ def tokenize_options(data: TokenizedData) -> object:
         position=Position(options.get("position", Position.BEFORE_SPEAKER)),
         max_length=int(data.manifest.get("max_length", options.get("max_length", 4096))),
         long=LongMode(options.get("long", LongMode.SPLIT)),
+        system_format=SystemFormat(options.get("system_format", SystemFormat.OPENCHAT)),
         eot=data.manifest.get("templates", {}).get("eot", options.get("eot")),
         val_fraction=float(options.get("val_fraction", 0.01)),
         seed=int(options.get("seed", 0)),

@@ -73,9 +73,11 @@ def load_tokenized(data: Path) -> TokenizedData:
 def check_templates(folder: Path, manifest: dict) -> None:
     """The final model's chat template is built from these: fail now, not after training."""
     by_class = manifest.get("templates", {}).get("by_class", {})
-    if not by_class or any("prefixes" not in info for info in by_class.values()):
+    encoders = manifest.get("tokenizer", {}).get("section_encoders")
+    if not by_class or not encoders or any("ids" not in info for info in by_class.values()):
         raise DataError(
-            f"{folder}/manifest.json lacks the template pieces (templates.by_class.*.prefixes): "
+            f"{folder}/manifest.json lacks the template pieces (templates.by_class.*.ids, "
+            "tokenizer.section_encoders): "
             "it was written by an older sharegpt-tools; re-run `sharegpt-tools tokenize`"
         )
 

@@ -485,8 +485,14 @@ def export(run: Run, step: int, folder: Path | None = None) -> Path | None:
         "config": run.config.to_json(),
     }
     templates = run.data.manifest.get("templates", {})
+    # What crlft-chat needs to encode prompts segment by segment, exactly like the rows.
+    record["prompt_encoding"] = {
+        "templates": templates,
+        "section_encoders": run.data.manifest["tokenizer"]["section_encoders"],
+    }
     return checkpoint.export_model(
-        run.engine, run.tokenizer, templates, folder or run.config.output / "final",
+        run.engine, run.tokenizer, run.data.tokenizer_dir, templates,
+        folder or run.config.output / "final",
         run.config.zero_stage, record,
     )  # fmt: skip
 

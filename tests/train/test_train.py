@@ -149,11 +149,11 @@ def test_train_end_to_end_produces_a_usable_hf_model(workspace: Path, tmp_path: 
     model = AutoModelForCausalLM.from_pretrained(final, local_files_only=True)
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    assert prompt == "<s>GPT4 User: What is the capital of France?<|end_of_turn|>GPT4 Assistant: "
+    assert prompt == "<s>GPT4 User: What is the capital of France?<|end_of_turn|>GPT4 Assistant:"
     other = tokenizer.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=True, condition="GPT3"
     )
-    assert other.endswith("GPT3 Assistant: ")
+    assert other.endswith("GPT3 Assistant:")
     inputs = tokenizer.apply_chat_template(
         messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
     )
