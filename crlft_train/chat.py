@@ -56,7 +56,9 @@ class PromptEncoder:
         for n, message in enumerate(messages, 1):
             role = ROLES.get(message.get("role", ""))
             if role is None:
-                raise ChatError(f"message {n}: role {message.get('role')!r} is not one of {ROLES}")
+                raise ChatError(
+                    f"message {n}: role {message.get('role')!r} is not {', '.join(ROLES)}"
+                )
             ids += prefix_ids[role] + self.content_ids(message["content"], bool(prefixes[role]))
             ids += self.eot
         if add_generation_prompt:
