@@ -113,28 +113,11 @@ def _order_merges_by_score(tokenizer_json: Path, model_file: Path) -> None:
 
 def _build_tekken(tekken_file: Path, out_dir: Path) -> None:
     """Convert Tekken with transformers' own converter, adding BOS like the Llama folders do."""
-    from tokenizers import processors
-    from transformers import PreTrainedTokenizerFast
     from transformers.integrations.mistral import MistralConverter
 
+    from sharegpt_tools.toy_tokenizer import save_byte_level
+
     backend = MistralConverter(str(tekken_file)).converted()
-    bos_id = backend.token_to_id(BOS)
-    backend.post_processor = processors.Sequence(
-        [
-            processors.ByteLevel(trim_offsets=False),
-            processors.TemplateProcessing(
-                single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)]
-            ),
-        ]
-    )
     # No vocab_file: a `tekken.json` in the folder would make AutoTokenizer pick mistral-common's
     # own backend instead of this `tokenizer.json`.
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token=BOS,
-        eos_token=EOS,
-        unk_token=UNK,
-        pad_token="<pad>",
-        clean_up_tokenization_spaces=False,
-    )
-    tok.save_pretrained(out_dir)
+    save_byte_level(backend, out_dir)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 BOS, EOS, UNK, PAD = "<s>", "</s>", "<unk>", "<pad>"
 SPECIAL_TOKENS = [BOS, EOS, UNK, PAD]
@@ -21,8 +22,7 @@ SPECIAL_TOKENS = [BOS, EOS, UNK, PAD]
 
 def train_toy_tokenizer(texts: Iterable[str], out_dir: Path, vocab_size: int = 4000) -> Path:
     """Train a byte-level BPE on `texts` and save it as a Hugging Face tokenizer folder."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     if vocab_size < 256 + len(SPECIAL_TOKENS):
         raise ValueError(f"vocab size {vocab_size} is below the 256 bytes + special tokens")
@@ -36,6 +36,15 @@ def train_toy_tokenizer(texts: Iterable[str], out_dir: Path, vocab_size: int = 4
         show_progress=False,
     )
     backend.train_from_iterator(texts, trainer)
+    return save_byte_level(backend, out_dir)
+
+
+def save_byte_level(backend: Any, out_dir: Path) -> Path:
+    """Save a byte-level BPE backend as a Hugging Face folder with <s> </s> <unk> <pad> and a
+    Llama-like post-processor that prepends <s> when `add_special_tokens=True`."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
     bos_id = backend.token_to_id(BOS)
     backend.post_processor = processors.Sequence(
         [
