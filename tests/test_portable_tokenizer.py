@@ -1,11 +1,11 @@
-"""A tokenizer saved with `save_portable` encodes the same in transformers 4.57 as in 5.x.
+"""A tokenizer saved with `save_portable` encodes the same in transformers 4.40 and 4.57 as in 5.x.
 
 Checkpoints are served and evaluated by older transformers too, and a tokenizer folder that loads
 there but encodes a prompt differently would silently change what the model sees. So the slow test
-loads each saved folder in a real transformers 4.57 (its own virtualenv, built once with pip and
-cached under ~/.cache/crlft-test-venvs/, about a minute the first time; needs PyPI) and compares
-ids with transformers 5 in this process. 4.40 passes the same comparison (checked by hand: add
-"4.40" to OLD_VERSIONS). The fast tests check the rewritten files themselves.
+loads each saved folder in a real transformers 4.40 and 4.57 (each in its own virtualenv, built
+once with pip and cached under ~/.cache/crlft-test-venvs/, about a minute the first time; needs
+PyPI) and compares ids with transformers 5 in this process. The fast tests check the rewritten
+files themselves.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sharegpt_tools.packaged_tokenizers import build_mistral_tokenizer
 from sharegpt_tools.portable_tokenizer import save_portable
 from sharegpt_tools.toy_tokenizer import train_toy_tokenizer
 
-OLD_VERSIONS = ("4.57",)
+OLD_VERSIONS = ("4.40", "4.57")
 END_OF_TURN = "<|end_of_turn|>"
 TEMPLATE = (
     "{% for m in messages %}{{ 'GPT4 Correct ' + m['role'].title() + ': ' + m['content'] + "
