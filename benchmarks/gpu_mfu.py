@@ -73,27 +73,28 @@ def synthetic_dataset(folder: Path, tokenizer: Path, sequences: int, seed: int =
     # pyarrow/Python pairs (seen on a GPU image with Python 3.12).
     train = datasets.Dataset(InMemoryTable(pa.table(rows)), fingerprint="synthetic-train")
     datasets.DatasetDict({"train": train}).save_to_disk(str(folder))
-    shutil.copytree(tokenizer, folder / "tokenizer")
-    by_class = {
-        name: {
-            "condition": condition,
-            "weight": weight,
-            "header": "",
-            "prefixes": {
-                "system": "System: ",
-                "human": f"{condition} User: ",
-                "gpt": f"{condition} Assistant: ",
-            },
-        }
-        for name, condition, weight in (("gpt4", "GPT4", 1.0), ("gpt35", "GPT3", 0.1))
-    }
     manifest = {
         "stage": "tokenized",
         "fingerprint": "synthetic0000000",
-        "tokenizer": {"saved_to": "tokenizer"},
-        "templates": {"eot": "<|end_of_turn|>", "bos": "<s>", "by_class": by_class},
+        **save_tokenizer(tokenizer, folder / "tokenizer"),
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def save_tokenizer(tokenizer: Path, out: Path) -> dict:
+    """The tokenizer with the end-of-turn token saved as `tokenize` saves it, and the manifest's
+    `tokenizer` and `templates` as `tokenize` writes them (the trainer checks them and the export
+    builds the chat template from them), for the paper's two classes."""
+    from sharegpt_tools.chat_tokenizer import load_tokenizer
+    from sharegpt_tools.portable_tokenizer import save_portable
+    from sharegpt_tools.tokenization import template_info
+    from sharegpt_tools.tokenize_options import TokenizeOptions
+
+    chat = load_tokenizer(tokenizer)
+    save_portable(chat.tok, out, chat.path)
+    classes = [("gpt4", "GPT4", 1.0), ("gpt35", "GPT3", 0.1)]
+    templates = template_info(chat, classes, TokenizeOptions(tokenizer=tokenizer))
+    return {"tokenizer": chat.describe(), "templates": templates}
 
 
 def parameter_count(config: dict) -> int:
