@@ -128,6 +128,8 @@ class ChatTokenizer:
             if self.bos_id is None
             else {"token": self.tok.bos_token, "id": self.bos_id},
             "dummy_prefix": self.dummy_prefix,
+            "word_start_after_special_tokens": self.dummy_prefix
+            and self._opening is not self._continuation,
             # How sections are encoded: the normaliser and pre-tokenizer of each encoder, so that
             # the trainer's inference side encodes prompts segment by segment exactly like this.
             "section_encoders": {

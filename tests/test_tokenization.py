@@ -430,6 +430,8 @@ def test_sentencepiece_style_dummy_prefix_is_detected_and_decoding_stays_exact(
     write_stage(ws, conversation_rows()[:2])
     manifest = tokenize(ws, metaspace_tokenizer)
     assert manifest["tokenizer"]["dummy_prefix"] is True
+    # prepend_scheme "first" (like `legacy: false`): no `▁` after BOS or an end-of-turn
+    assert manifest["tokenizer"]["word_start_after_special_tokens"] is False
     chat = load_tokenizer(ws.stage("tokenized") / "tokenizer")
     for cid, rows in rows_by_id(ws).items():
         klass, turns, _ = CONVERSATIONS[cid]

@@ -138,6 +138,15 @@ def tokenize(
     )
 
 
+def section_style(tokenizer: dict) -> str:
+    """How the tokenizer starts the text after BOS / end-of-turn, as the rows were built."""
+    if not tokenizer.get("dummy_prefix"):
+        return "no word-start prefix (byte-level style)"
+    if tokenizer.get("word_start_after_special_tokens"):
+        return "SentencePiece word-start ▁ after every special token (legacy, as OpenChat)"
+    return "SentencePiece word-start ▁ only at the start of a text (legacy: false)"
+
+
 def print_summary(manifest: dict) -> None:
     counts = manifest["counts"]
     templates = manifest["templates"]["by_class"]
@@ -175,6 +184,6 @@ def print_summary(manifest: dict) -> None:
     added = ", ".join(tokenizer["added_special_tokens"]) or "nothing"
     lines.append(
         f"tokenizer {tokenizer['class']}: vocab {tokenizer['vocab_size_before']:,} → "
-        f"{tokenizer['vocab_size_after']:,} (added {added})"
+        f"{tokenizer['vocab_size_after']:,} (added {added}); {section_style(tokenizer)}"
     )
     console.print("\n".join(lines), highlight=False, markup=False)
