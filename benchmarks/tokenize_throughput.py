@@ -9,14 +9,25 @@ Setup (cached under benchmarks/.work/tokenize/N/, not timed):
 * a minimal labeled stage built from clean/conversations.parquet with polars (gpt-4 → class gpt4,
   weight 1, condition GPT4; everything else → gpt35, 0.1, GPT3; refusal turns weight 0), so the
   benchmark does not depend on the `label` command;
-* `sharegpt-tools toy-tokenizer --vocab-size 8000` (byte-level BPE trained on the clean texts).
+* the tokenizer, by `--tokenizer`:
+  - `toy` (default): `sharegpt-tools toy-tokenizer --vocab-size 8000`, a byte-level BPE trained
+    on the clean texts (cached in benchmarks/.work/tokenize/N/tokenizer/);
+  - `mistral-v1`: Mistral-7B v0.1's real tokenizer (OpenChat-3.5's; SentencePiece BPE, 32,000
+    tokens, `legacy: true`), the folder `packaged_tokenizers.build_mistral_tokenizer("v1", DIR)`
+    writes from mistral-common's files (cached in benchmarks/.work/tokenize/mistral-v1/).
 
 Measured, each in its own child process (wall time, peak RSS from wait4):
 * bare: `tokenizer._tokenizer.encode_batch(texts, add_special_tokens=False)` on every turn text of
   the labeled stage, in chunks of the stage's batch size; only the encode calls are timed;
   rate = content tokens / encode seconds. It runs before and after the stage; the mean is used.
+  Since e09dba2 the stage encodes each content piece with the separating space that follows its
+  role prefix (` Q` after `User:`; a SentencePiece tokenizer's continuation encoder adds no dummy
+  prefix, so ` Q` gives the `▁Q` that the bare `Q` gives), i.e. the same texts plus one space per
+  turn (system turns rendered as bare text excepted): the bare run keeps encoding the turn texts
+  as they are, and the two token counts may differ slightly (printed; a leading space can change
+  a byte-level BPE text's first tokens: +0.22% with toy at N = 100,000, none with mistral-v1).
 * stage: `sharegpt-tools tokenize --tokenizer TOK -w WS --max-length 4096`; rate = the content
-  tokens it tokenized (manifest counts.content_tokens, the same texts as the bare run) / the
+  tokens it tokenized (manifest counts.content_tokens, the bare run's texts as above) / the
   stage's own total_s (manifest timings: from resolving the input to the written manifest,
   importing transformers and loading the tokenizer included, interpreter start-up and the CLI's
   own imports excluded), and also / the wall seconds of the whole command. The goal is on the
@@ -25,8 +36,10 @@ Measured, each in its own child process (wall time, peak RSS from wait4):
   process_time; the stage's manifest timings.cpu_s). Wall-clock rates swing by ±30% when other
   jobs share the cores; CPU rates much less, so the table shows both.
 
-Usage (repository root): /work/venv/bin/python benchmarks/tokenize_throughput.py --n 100000
-Prints a Markdown table and writes benchmarks/.work/tokenize/results-N.json.
+Usage (repository root):
+    .venv/bin/python benchmarks/tokenize_throughput.py --n 100000 [--tokenizer mistral-v1]
+Prints a Markdown table and writes benchmarks/.work/tokenize/results-N.json (toy) or
+results-N-mistral-v1.json.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -45,6 +59,15 @@ WORK = ROOT / "benchmarks" / ".work" / "tokenize"
 CLI = [sys.executable, "-m", "sharegpt_tools"]
 GOAL_RATIO = 0.8
 BATCH_ROWS = 1024  # conversations per encode call, as TokenizeOptions.batch_rows
+TOKENIZERS = ("toy", "mistral-v1")
+
+BUILD_MISTRAL = r"""
+import sys
+from pathlib import Path
+from sharegpt_tools.packaged_tokenizers import build_mistral_tokenizer
+
+build_mistral_tokenizer(sys.argv[1], Path(sys.argv[2]))
+"""
 
 BARE = r"""
 import json, sys, time
@@ -88,20 +111,39 @@ def run(command: list[str], log: Path) -> dict:
     }
 
 
-def prepare(n: int, workdir: Path) -> tuple[Path, Path]:
-    """Sample → clean → labeled (polars) → toy tokenizer; cached between runs."""
-    ws, raw, tokenizer = workdir / "ws", workdir / "raw.json", workdir / "tokenizer"
+def prepare(n: int, workdir: Path, kind: str) -> tuple[Path, Path]:
+    """Sample → clean → labeled (polars) → the tokenizer; cached between runs."""
+    ws, raw = workdir / "ws", workdir / "raw.json"
     if not (ws / "clean" / "manifest.json").is_file():
         print(f"preparing {n:,} conversations in {workdir} (sample + clean --workers 2)...")
         run([*CLI, "sample", "-o", str(raw), "--n", str(n)], workdir / "sample.log")
         run([*CLI, "clean", str(raw), "-w", str(ws), "--workers", "2"], workdir / "clean.log")
     if not (ws / "labeled" / "manifest.json").is_file():
         write_labeled(ws)
-    if not (tokenizer / "tokenizer.json").is_file():
-        print("training the 8000-token BPE...")
-        command = [*CLI, "toy-tokenizer", "-w", str(ws), "-o", str(tokenizer)]
-        run([*command, "--vocab-size", "8000"], workdir / "toy-tokenizer.log")
+    if kind == "toy":
+        tokenizer = workdir / "tokenizer"
+        if not (tokenizer / "tokenizer.json").is_file():
+            print("training the 8000-token BPE...")
+            command = [*CLI, "toy-tokenizer", "-w", str(ws), "-o", str(tokenizer)]
+            run([*command, "--vocab-size", "8000"], workdir / "toy-tokenizer.log")
+    else:
+        tokenizer = build_packaged(kind.removeprefix("mistral-"), WORK / kind)
     return ws, tokenizer
+
+
+def build_packaged(version: str, cache: Path) -> Path:
+    """A real Mistral tokenizer folder (mistral-common's files), built once into cache/tokenizer."""
+    tokenizer = cache / "tokenizer"
+    if not (tokenizer / "tokenizer.json").is_file():
+        print(f"building the Mistral {version} tokenizer folder...")
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = cache / "tokenizer.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        command = [sys.executable, "-c", BUILD_MISTRAL, version, str(partial)]
+        run(command, cache / "build.log")
+        shutil.rmtree(tokenizer, ignore_errors=True)
+        partial.rename(tokenizer)
+    return tokenizer
 
 
 def write_labeled(ws_root: Path) -> None:
@@ -164,22 +206,39 @@ def bare(tokenizer: Path, ws: Path, log: Path) -> dict:
     }
 
 
+def git_commit() -> str:
+    """HEAD's short hash, `+dirty` when the package measured (sharegpt_tools/) differs from it."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = (
+        subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "sharegpt_tools"]).returncode != 0
+    )
+    return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="raw rows to generate")
     parser.add_argument("--max-length", type=int, default=4096)
+    parser.add_argument(
+        "--tokenizer",
+        choices=TOKENIZERS,
+        default="toy",
+        help="toy: an 8000-token byte-level BPE trained here; mistral-v1: Mistral-7B's real one",
+    )
     args = parser.parse_args()
     workdir = WORK / str(args.n)
     workdir.mkdir(parents=True, exist_ok=True)
-    ws, tokenizer = prepare(args.n, workdir)
+    ws, tokenizer = prepare(args.n, workdir, args.tokenizer)
+    tag = "" if args.tokenizer == "toy" else f"-{args.tokenizer}"
 
-    print("bare encode_batch (1/2)...")
-    before = bare(tokenizer, ws, workdir / "bare-1.log")
+    print(f"bare encode_batch (1/2), tokenizer {args.tokenizer}...")
+    before = bare(tokenizer, ws, workdir / f"bare-1{tag}.log")
     print("tokenize stage...")
     command = [*CLI, "tokenize", "--tokenizer", str(tokenizer), "-w", str(ws)]
-    stage = run([*command, "--max-length", str(args.max_length)], workdir / "tokenize.log")
+    stage = run([*command, "--max-length", str(args.max_length)], workdir / f"tokenize{tag}.log")
     print("bare encode_batch (2/2)...")
-    after = bare(tokenizer, ws, workdir / "bare-2.log")
+    after = bare(tokenizer, ws, workdir / f"bare-2{tag}.log")
     manifest = json.loads((ws / "tokenized" / "manifest.json").read_text())
 
     content = manifest["counts"]["content_tokens"]
@@ -190,7 +249,10 @@ def main() -> None:
     stage_cpu_rate = content / manifest["timings"]["cpu_s"]
     results = {
         "n_raw": args.n,
-        "date": time.strftime("%Y-%m-%d"),
+        "tokenizer": args.tokenizer,
+        "tokenizer_path": str(tokenizer),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": git_commit(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}",
         "conversations": manifest["counts"]["conversations_in"],
@@ -209,24 +271,32 @@ def main() -> None:
         "stage_tokens_per_cpu_s": stage_cpu_rate,
         "ratio_cpu": stage_cpu_rate / bare_cpu_rate,
     }
-    (WORK / f"results-{args.n}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (WORK / f"results-{args.n}{tag}.json").write_text(json.dumps(results, indent=2) + "\n")
     if before["tokens"] != content:
-        print(f"note: bare counted {before['tokens']:,} tokens, the stage {content:,}")
+        print(
+            f"note: bare counted {before['tokens']:,} tokens, the stage {content:,} "
+            f"({content / before['tokens'] - 1:+.2%}; its content pieces carry the space)"
+        )
 
     bare_rss = max(before["peak_rss_mb"], after["peak_rss_mb"])
 
     def m(x: float) -> str:
         return f"{x / 1e6:.2f} M"
 
-    print(f"\n{results['date']}, {results['machine']}; --max-length {args.max_length}\n")
     print(
-        "| raw rows | conversations | content tokens | bare encode_batch tok/s (before, after) "
+        f"\n{results['date']}, commit {results['commit']}, {results['machine']}; "
+        f"--tokenizer {args.tokenizer}, "
+        f"--max-length {args.max_length}\n"
+    )
+    print(
+        "| tokenizer | raw rows | conversations | content tokens "
+        "| bare encode_batch tok/s (before, after) "
         "| tokenize tok/s (stage total_s) | ratio | tokenize tok/s (wall) | ratio (wall) "
         "| peak RSS tokenize | peak RSS bare |"
     )
-    print("|" + " --- |" * 10)
+    print("|" + " --- |" * 11)
     print(
-        f"| {args.n:,} | {results['conversations']:,} | {m(content)} "
+        f"| {args.tokenizer} | {args.n:,} | {results['conversations']:,} | {m(content)} "
         f"| {m(bare_rate)} ({m(before['tokens_per_s'])}, {m(after['tokens_per_s'])}) "
         f"| {m(stage_rate)} | {results['ratio']:.2f} | {m(wall_rate)} "
         f"| {results['ratio_wall']:.2f} | {stage['peak_rss_mb']:,.0f} MB | {bare_rss:,.0f} MB |"
