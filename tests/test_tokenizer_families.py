@@ -26,7 +26,14 @@ from sharegpt_tools.packaged_tokenizers import build_mistral_tokenizer
 from sharegpt_tools.templates import Position
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-FAMILIES = ["byte-level", "mistral-v1", "mistral-v3", "tekken", "sentencepiece-first"]
+# family -> (dummy prefix, word-start `▁` after special tokens), as `tokenize` must detect them
+FAMILIES = {
+    "byte-level": (False, False),
+    "mistral-v1": (True, True),
+    "mistral-v3": (True, True),
+    "tekken": (False, False),
+    "sentencepiece-first": (True, False),
+}
 TINY = {
     "model_type": "llama",
     "hidden_size": 16,
@@ -96,7 +103,7 @@ def labeled(tmp_path_factory: pytest.TempPathFactory, sample_raw: Path, tricky_r
     return root
 
 
-@pytest.fixture(scope="module", params=FAMILIES)
+@pytest.fixture(scope="module", params=list(FAMILIES))
 def family(request: pytest.FixtureRequest, tmp_path_factory, toy_tokenizer: Path) -> Path:
     if request.param == "byte-level":
         return toy_tokenizer
@@ -123,9 +130,12 @@ def assert_invariants(outcome: Outcome) -> None:
 
 
 def test_trained_and_exported_model_folder_meets_the_invariants(
-    family: Path, labeled: Path, tmp_path: Path
+    family: Path, labeled: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     ws = tokenized_copy(labeled, tmp_path, family, "--val-fraction", "0.05")
+    described = json.loads((ws / "tokenized" / "manifest.json").read_text())["tokenizer"]
+    detected = (described["dummy_prefix"], described["word_start_after_special_tokens"])
+    assert detected == FAMILIES[request.node.callspec.params["family"]]
     (tmp_path / "tiny.json").write_text(json.dumps(TINY), encoding="utf-8")
     run = tmp_path / "run"
     command = [sys.executable, "-m", "crlft_train", ws, "--output", run, "--max-steps", "2"]
