@@ -144,6 +144,8 @@ def test_trained_and_exported_model_folder_meets_the_invariants(
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert_invariants(check_folder(run / "final", ws / "tokenized"))
+    # transformers 4.x's slow tokenizer needs the SentencePiece model the input came with
+    assert (run / "final" / "tokenizer.model").is_file() == (family / "tokenizer.model").is_file()
     assert_chat_template_ids_in_transformers_4(run / "final", ws / "tokenized")
 
 
