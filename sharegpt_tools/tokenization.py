@@ -254,7 +254,9 @@ def check_max_length(
 ) -> None:
     """Refuse a --max-length that cannot hold one exchange; warms the template cache too."""
     for name, condition, _ in classes:
-        empty = templates.render([ROLE_HUMAN, ROLE_GPT], ["", ""], condition, options.position)
+        empty = templates.render(
+            [ROLE_HUMAN, ROLE_GPT], ["", ""], condition, options.position, options.eot
+        )
         needed = (chat.bos_id is not None) + sum(
             len(chat.segment_ids(s)) for s in empty.segments() if s.kind not in CONTENT_KINDS
         )
