@@ -168,6 +168,14 @@ def test_train_end_to_end_produces_a_usable_hf_model(workspace: Path, tmp_path: 
             capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
         assert chat.returncode == 0, chat.stderr[-2000:]
+    untrained = subprocess.run(
+        [sys.executable, "-c", "from crlft_train.cli import chat_main; chat_main()", str(run),
+         "--condition", "GPT5", "--prompt", "Hello?"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert untrained.returncode == 2, untrained.stderr[-2000:]
+    assert "unknown condition 'GPT5': this run knows 'GPT3', 'GPT4'" in untrained.stderr
+    assert "Traceback" not in untrained.stderr
 
 
 RESUME_ARGS = ("--max-steps", "8", "--save-every", "2", "--seed", "1")
