@@ -66,12 +66,21 @@ class Workspace:
         """Yield a temporary folder; on success it atomically replaces the stage folder."""
         self.root.mkdir(parents=True, exist_ok=True)
         temp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=self.root))
+        # mkdtemp makes the folder private (0700); a stage is ordinary data, readable as the
+        # user's umask says, like every other folder they create.
+        temp.chmod(0o777 & ~current_umask())
         try:
             yield temp
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
         replace_dir(temp, self.stage(name))
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def replace_dir(new: Path, final: Path) -> None:
