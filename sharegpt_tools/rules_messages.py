@@ -104,4 +104,4 @@ def explain(error: Any) -> str:
     return f"got {show(value)}; use {hint}" if hint else error.message
 
 
-ROOT_HINT = "a mapping that starts with `classes:` (see examples/README.md)"
+ROOT_HINT = "a mapping that starts with `classes:` (`sharegpt-tools rules show paper` prints one)"

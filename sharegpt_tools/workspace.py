@@ -27,7 +27,7 @@ REJECTS = "rejects.parquet"
 # What a user runs to produce each stage: named in the error when a stage is missing.
 PRODUCED_BY = {
     "clean": "sharegpt-tools clean RAW.json",
-    "labeled": "sharegpt-tools label --rules examples/sources.yaml",
+    "labeled": "sharegpt-tools label --rules paper",
     "subsampled": "sharegpt-tools subsample --class NAME --ratio R",
     "tokenized": "sharegpt-tools tokenize --tokenizer PATH",
 }

@@ -17,12 +17,12 @@ from sharegpt_tools.clean.pipeline import run_clean
 from sharegpt_tools.clean.steps import CleanOptions
 from sharegpt_tools.cli.main import app
 from sharegpt_tools.label import MISSING_WEIGHT, UNMATCHED, LabelResult, run_label
+from sharegpt_tools.presets import PRESET_DIR as PRESETS
 from sharegpt_tools.records import CLEAN_SCHEMA, LABELED_SCHEMA
 from sharegpt_tools.rules import RulesError, load_rules
 from sharegpt_tools.schemas import validate
 from sharegpt_tools.workspace import StageError, Workspace, stage_manifest, write_json_atomic
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 runner = CliRunner()
 
 
@@ -110,7 +110,7 @@ ROWS = [
 
 
 def test_paper_rules_label_every_clean_row(real_ws: Workspace) -> None:
-    result = run_label(real_ws, load_rules(EXAMPLES / "sources.yaml"))
+    result = run_label(real_ws, load_rules(PRESETS / "paper.yaml"))
     clean = pl.read_parquet(real_ws.stage("clean") / "conversations.parquet")
     kept = pl.read_parquet(result.stage / "conversations.parquet")
     assert pq.read_schema(result.stage / "conversations.parquet").equals(LABELED_SCHEMA)
@@ -129,7 +129,7 @@ def test_paper_rules_label_every_clean_row(real_ws: Workspace) -> None:
     validate(manifest, "manifest")
     assert manifest["parent"]["fingerprint"] == real_ws.manifest("clean")["fingerprint"]
     assert manifest["rules"]["classes"][0]["name"] == "gpt4"
-    assert manifest["rules_sha256"] == load_rules(EXAMPLES / "sources.yaml").sha256
+    assert manifest["rules_sha256"] == load_rules(PRESETS / "paper.yaml").sha256
     assert json.loads((result.stage / "manifest.json").read_text()) == manifest
     counts = manifest["counts"]
     assert counts["in"] == clean.height == counts["kept"] + counts["dropped"]
@@ -140,7 +140,7 @@ def test_paper_rules_label_every_clean_row(real_ws: Workspace) -> None:
 
 
 def test_refusals_marked_by_clean_get_turn_weight_zero(real_ws: Workspace) -> None:
-    result = run_label(real_ws, load_rules(EXAMPLES / "sources.yaml"))
+    result = run_label(real_ws, load_rules(PRESETS / "paper.yaml"))
     kept = pl.read_parquet(result.stage / "conversations.parquet")
     refused = kept.filter(pl.col("refusal_turns").list.len() > 0)
     assert refused.height > 0, "the sample has refusals that clean marks"
@@ -308,14 +308,14 @@ def test_a_test_of_the_wrong_kind_is_a_rules_error(tmp_path: Path) -> None:
 
 def test_missing_clean_stage_is_a_stage_error(tmp_path: Path) -> None:
     with pytest.raises(StageError, match="sharegpt-tools clean"):
-        run_label(Workspace(tmp_path / "ws"), load_rules(EXAMPLES / "sources.yaml"))
+        run_label(Workspace(tmp_path / "ws"), load_rules(PRESETS / "paper.yaml"))
     assert not (tmp_path / "ws" / "labeled").exists()
 
 
 def test_input_option_reads_another_clean_folder(tmp_path: Path) -> None:
     elsewhere = write_clean(tmp_path / "other", ROWS)
     ws = Workspace(tmp_path / "ws")
-    result = run_label(ws, load_rules(EXAMPLES / "sources-sft.yaml"), elsewhere.stage("clean"))
+    result = run_label(ws, load_rules(PRESETS / "sft.yaml"), elsewhere.stage("clean"))
     assert result.stage == ws.stage("labeled") and result.counts["kept"] == len(ROWS)
     assert result.manifest["parent"]["fingerprint"] == elsewhere.manifest("clean")["fingerprint"]
 
@@ -325,8 +325,7 @@ def test_input_option_reads_another_clean_folder(tmp_path: Path) -> None:
 
 def test_cli_labels_and_prints_the_summary(tmp_path: Path) -> None:
     ws = write_clean(tmp_path, ROWS)
-    rules = EXAMPLES / "sources.yaml"
-    result = runner.invoke(app, ["label", "--rules", str(rules), "-w", str(ws.root)])
+    result = runner.invoke(app, ["label", "--rules", "paper", "-w", str(ws.root)])  # a preset
     assert result.exit_code == 0, result.output
     for text in ("gpt4", "gpt35", "GPT4", "GPT3", "0.1", "dropped", "wrote"):
         assert text in result.output
@@ -335,9 +334,7 @@ def test_cli_labels_and_prints_the_summary(tmp_path: Path) -> None:
 
 def test_cli_bad_rules_exit_2_with_one_error_line_and_keep_the_stage(tmp_path: Path) -> None:
     ws = write_clean(tmp_path, ROWS)
-    good = runner.invoke(
-        app, ["label", "--rules", str(EXAMPLES / "sources.yaml"), "-w", str(ws.root)]
-    )
+    good = runner.invoke(app, ["label", "--rules", str(PRESETS / "paper.yaml"), "-w", str(ws.root)])
     assert good.exit_code == 0, good.output
     before = (ws.stage("labeled") / "manifest.json").read_bytes()
     bad = write_rules(tmp_path, "classes:\n  - name: a\n    weight: .nan\n", "bad.yaml")
@@ -350,7 +347,7 @@ def test_cli_bad_rules_exit_2_with_one_error_line_and_keep_the_stage(tmp_path: P
 
 
 def test_cli_missing_clean_stage_is_one_error_line(tmp_path: Path) -> None:
-    rules = str(EXAMPLES / "sources.yaml")
+    rules = str(PRESETS / "paper.yaml")
     result = runner.invoke(app, ["label", "--rules", rules, "-w", str(tmp_path / "ws")])
     assert result.exit_code == 2
     assert [line for line in result.output.splitlines() if line.startswith("error:")]

@@ -16,13 +16,13 @@ from tokenized_fixtures import toy_tokenizer  # noqa: F401
 from sharegpt_tools.clean.pipeline import run_clean
 from sharegpt_tools.clean.steps import CleanOptions
 from sharegpt_tools.label import run_label
+from sharegpt_tools.presets import PRESET_DIR as PRESETS
 from sharegpt_tools.report import duplicate_clusters, write_report
 from sharegpt_tools.rules import load_rules
 from sharegpt_tools.tokenization import TokenizeOptions, run_tokenize
 from sharegpt_tools.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
 sys.path.insert(0, str(ROOT / "scripts"))
 from report_screenshot import BrowserMissing, chromium_driver  # noqa: E402
 
@@ -36,7 +36,7 @@ def workspace(
     """The sample through clean → label → tokenize, and a run folder's metrics.jsonl."""
     ws = Workspace(tmp_path_factory.mktemp("report") / "data")
     run_clean([sample_raw], ws, CleanOptions(workers=1))
-    run_label(ws, load_rules(EXAMPLES / "sources.yaml"))
+    run_label(ws, load_rules(PRESETS / "paper.yaml"))
     run_tokenize(ws, TokenizeOptions(tokenizer=toy_tokenizer, max_length=512, val_fraction=0.05))
     run = ws.root.parent / "run"
     run.mkdir()

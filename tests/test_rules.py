@@ -6,10 +6,14 @@ import re
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from sharegpt_tools.rules import DROP, ColumnWeight, RulesError, load_rules
+from sharegpt_tools.cli.main import app
+from sharegpt_tools.presets import PRESET_DIR as PRESETS
+from sharegpt_tools.presets import preset_names
+from sharegpt_tools.rules import DROP, ColumnWeight, RulesError, load_rules, resolve_rules
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def write(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:
@@ -27,9 +31,9 @@ def rules_error(path: Path) -> str:
     return message
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+@pytest.mark.parametrize("name", sorted(p.name for p in PRESETS.glob("*.yaml")))
 def test_each_shipped_example_validates(name: str) -> None:
-    rules = load_rules(EXAMPLES / name)
+    rules = load_rules(PRESETS / name)
     assert rules.classes
     assert rules.document["classes"][0]["name"] == rules.classes[0].name
     assert len(rules.sha256) == 64
@@ -37,29 +41,31 @@ def test_each_shipped_example_validates(name: str) -> None:
 
 def test_examples_reproduce_the_paper_settings() -> None:
     def summary(name: str) -> list[tuple]:
-        rules = load_rules(EXAMPLES / name)
+        rules = load_rules(PRESETS / name)
         return [(c.name, c.weight, c.condition, c.match.models) for c in rules.classes]
 
     gpt35_models = ("gpt-3.5", "unknown")  # the paper counts every non-GPT-4 row as GPT-3.5
-    assert summary("sources.yaml") == [
+    assert summary("paper.yaml") == [
         ("gpt4", 1.0, "GPT4", ("gpt-4",)),
         ("gpt35", 0.1, "GPT3", gpt35_models),
     ]
-    assert summary("sources-no-reward.yaml") == [
+    assert summary("no-reward.yaml") == [
         ("gpt4", 1.0, "GPT4", ("gpt-4",)),
         ("gpt35", 1.0, "GPT3", gpt35_models),
     ]
-    assert summary("sources-no-condition.yaml") == [
+    assert summary("no-condition.yaml") == [
         ("gpt4", 1.0, "", ("gpt-4",)),
         ("gpt35", 0.1, "", gpt35_models),
     ]
-    assert summary("sources-sft.yaml") == [("all", 1.0, "", ())]
-    for name in ("sources.yaml", "sources-no-reward.yaml", "sources-no-condition.yaml"):
-        assert load_rules(EXAMPLES / name).default == DROP
+    assert summary("sft.yaml") == [("all", 1.0, "", ())]
+    for name in ("paper.yaml", "no-reward.yaml", "no-condition.yaml"):
+        assert load_rules(PRESETS / name).default == DROP
 
 
 def test_the_format_example_in_the_readme_validates(tmp_path: Path) -> None:
-    readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "rules.md").read_text(
+        encoding="utf-8"
+    )
     blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.DOTALL)
     full = next(block for block in blocks if block.startswith("classes:"))
     (tmp_path / "gpt4-ids.txt").write_text("a\nb\n", encoding="utf-8")
@@ -201,3 +207,39 @@ def test_python_tags_are_never_executed(tmp_path: Path) -> None:
 
 def test_unreadable_rules_file_is_one_line(tmp_path: Path) -> None:
     assert "cannot read" in rules_error(tmp_path / "missing.yaml")
+
+
+# --- presets: the shipped rules by name ---------------------------------------------------------
+
+
+def test_rules_list_names_every_preset_with_what_it_is() -> None:
+    result = CliRunner().invoke(app, ["rules", "list"])
+    assert result.exit_code == 0, result.output
+    for name in preset_names():
+        line = next(line for line in result.output.splitlines() if line.split()[:1] == [name])
+        assert len(line.split()) > 3, f"{name} has no description"
+    assert {"paper", "no-reward", "no-condition", "sft", "openchat-3.5"} <= set(preset_names())
+
+
+def test_rules_show_prints_a_file_that_loads_as_the_preset(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["rules", "show", "paper"])
+    assert result.exit_code == 0, result.output
+    copy = write(tmp_path, result.stdout, "mine.yaml")
+    assert load_rules(copy).document == load_rules(resolve_rules("paper")).document
+
+
+def test_a_rules_file_wins_over_a_preset_of_the_same_name(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "classes:\n  - name: mine\n    weight: 0.5\n", "paper")
+    assert resolve_rules("paper") == Path("paper")
+    assert load_rules(resolve_rules("paper")).classes[0].name == "mine"
+
+
+def test_an_unknown_rules_name_is_one_line_listing_the_presets(tmp_path: Path) -> None:
+    with pytest.raises(RulesError) as caught:
+        resolve_rules(str(tmp_path / "papr"))
+    message = str(caught.value)
+    assert "\n" not in message and "no such file" in message
+    assert all(name in message for name in preset_names())
+    shown = CliRunner().invoke(app, ["rules", "show", "papr"])
+    assert shown.exit_code == 2 and "paper" in shown.output

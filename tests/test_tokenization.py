@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from sharegpt_tools.chat_tokenizer import load_tokenizer
 from sharegpt_tools.cli.main import app
+from sharegpt_tools.presets import PRESET_DIR as PRESETS
 from sharegpt_tools.schemas import validate
 from sharegpt_tools.templates import DEFAULT_EOT as EOT
 from sharegpt_tools.templates import Position, render_text
@@ -454,10 +455,9 @@ def test_classes_keep_the_rules_order_so_equal_weights_pick_the_first_declared_a
     from sharegpt_tools.label import run_label
     from sharegpt_tools.rules import load_rules
 
-    examples = Path(__file__).resolve().parent.parent / "examples"
     ws = Workspace(tmp_path / "ws")
     run_clean([sample_raw], ws, CleanOptions(workers=1))
-    run_label(ws, load_rules(examples / "sources-no-reward.yaml"))
+    run_label(ws, load_rules(PRESETS / "no-reward.yaml"))
     run_tokenize(ws, TokenizeOptions(toy_tokenizer, val_fraction=0))
     templates = ws.manifest("tokenized")["templates"]  # as the trainer reads it, from disk
     counts = ws.manifest("labeled")["counts"]["classes"]

@@ -25,7 +25,6 @@ from sharegpt_tools.cli.main import app
 from sharegpt_tools.packaged_tokenizers import build_mistral_tokenizer
 from sharegpt_tools.templates import Position
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # family -> (dummy prefix, word-start `▁` after special tokens), as `tokenize` must detect them
 FAMILIES = {
     "byte-level": (False, False),
@@ -99,7 +98,7 @@ def labeled(tmp_path_factory: pytest.TempPathFactory, sample_raw: Path, tricky_r
     (`GPT4 Correct`)."""
     root = tmp_path_factory.mktemp("families") / "ws"
     invoke("clean", sample_raw, tricky_raw, "-w", root, "--no-near-dedup", "--lang-backend", "none")
-    invoke("label", "--rules", EXAMPLES / "openchat-3.5.yaml", "-w", root)
+    invoke("label", "--rules", "openchat-3.5", "-w", root)  # a preset, by name
     return root
 
 

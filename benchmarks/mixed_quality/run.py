@@ -7,12 +7,12 @@ Every variant goes through the real tool chain, as a user would run it:
   held-out prompts (and crlft-eval's condition gap for conditioned variants).
 
 Variants (paper Table 2, Fig. 5, 6, 7):
-  c-rlft            conditions + weights 1 / 0.1            (examples/sources.yaml)
-  no-reward         conditions, weights 1 / 1                (sources-no-reward.yaml)
-  no-condition      no tags, weights 1 / 0.1                 (sources-no-condition.yaml)
-  sft               one class, no tags                       (sources-sft.yaml)
-  only-expert       GPT-4 rows only                          (sources.yaml, subsample gpt35 0)
-  only-sub-optimal  GPT-3.5 rows only                        (sources.yaml, subsample gpt4 0)
+  c-rlft            conditions + weights 1 / 0.1            (the paper preset)
+  no-reward         conditions, weights 1 / 1                (preset no-reward)
+  no-condition      no tags, weights 1 / 0.1                 (preset no-condition)
+  sft               one class, no tags                       (preset sft)
+  only-expert       GPT-4 rows only                          (preset paper, subsample gpt35 0)
+  only-sub-optimal  GPT-3.5 rows only                        (preset paper, subsample gpt4 0)
   Fig. 5: the c-rlft model prompted with the sub-optimal tag (GPT3) as well as the expert one;
   Fig. 6: c-rlft with gpt4 or gpt35 sub-sampled to 0.6 / 0.8;
   Fig. 7: c-rlft with the tag before the assistant only, or at the beginning.
@@ -76,7 +76,7 @@ MODEL = {
 class Variant:
     name: str
     figure: str
-    rules: str = "sources.yaml"
+    rules: str = "paper"
     subsample: tuple[tuple[str, float], ...] = ()
     position: str = "before-speaker"
     extra_conditions: tuple[str, ...] = ()  # also prompted with these tags (Fig. 5)
@@ -86,9 +86,9 @@ VARIANTS = {
     v.name: v
     for v in (
         Variant("c-rlft", "Table 2", extra_conditions=("GPT3",)),
-        Variant("no-reward", "Table 2", rules="sources-no-reward.yaml", extra_conditions=("GPT3",)),
-        Variant("no-condition", "Table 2", rules="sources-no-condition.yaml"),
-        Variant("sft", "Table 2", rules="sources-sft.yaml"),
+        Variant("no-reward", "Table 2", rules="no-reward", extra_conditions=("GPT3",)),
+        Variant("no-condition", "Table 2", rules="no-condition"),
+        Variant("sft", "Table 2", rules="sft"),
         Variant("only-expert", "Table 2", subsample=(("gpt35", 0.0),)),
         Variant("only-sub-optimal", "Table 2", subsample=(("gpt4", 0.0),)),
         Variant("gpt4-0.6", "Fig. 6", subsample=(("gpt4", 0.6),)),
@@ -162,7 +162,7 @@ def prepare_variant(settings: Settings, seed: int, variant: Variant) -> Path:
     ws.mkdir(parents=True)
     shutil.copytree(base / "clean", ws / "clean")
     log = ws.parent / "pipeline.log"
-    tool(BIN / "sharegpt-tools", "label", "--rules", ROOT / "examples" / variant.rules, "-w", ws,
+    tool(BIN / "sharegpt-tools", "label", "--rules", variant.rules, "-w", ws,
          log=log)  # fmt: skip
     if variant.subsample:
         pairs = [arg for name, ratio in variant.subsample for arg in ("--class", name,

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from sharegpt_tools.cli.common import WorkspaceOption, console, fail
+from sharegpt_tools.presets import preset_names
 
 RULES = "Rules"
 IO = "Input"
@@ -16,16 +17,16 @@ IO = "Input"
 
 def label(
     rules: Annotated[
-        Path,
+        str,
         typer.Option(
             "--rules",
+            metavar="FILE|PRESET",
             help=(
                 "YAML rules: classes with a weight, a condition tag and match criteria; the first "
-                "matching class wins. See examples/sources.yaml (the paper) and examples/README.md."
+                "matching class wins. A file, or a shipped preset by name: "
+                f"{', '.join(preset_names())} (paper = the OpenChat paper's C-RLFT). "
+                "`sharegpt-tools rules list` describes them; `rules show NAME` prints one."
             ),
-            exists=True,
-            dir_okay=False,
-            readable=True,
             rich_help_panel=RULES,
         ),
     ],
@@ -50,13 +51,13 @@ def label(
     manifest.json counts rows per class; the stage is replaced atomically at the end.
     """
     from sharegpt_tools.label import run_label
-    from sharegpt_tools.rules import RulesError, load_rules
+    from sharegpt_tools.rules import RulesError, load_rules, resolve_rules
     from sharegpt_tools.workspace import StageError, Workspace
 
     ws = Workspace(workspace)
     try:
-        parsed = load_rules(rules)
-        console.print(f"reading rules {rules} ({len(parsed.classes)} classes)")
+        parsed = load_rules(resolve_rules(rules))
+        console.print(f"reading rules {parsed.path} ({len(parsed.classes)} classes)")
         console.print(f"reading {(input_dir or ws.stage('clean')) / 'conversations.parquet'}")
         result = run_label(ws, parsed, input_dir)
     except (RulesError, StageError) as exc:

@@ -9,6 +9,7 @@ from sharegpt_tools.cli import clean, label, sample
 from sharegpt_tools.cli import export as export_cli
 from sharegpt_tools.cli import render as render_cli
 from sharegpt_tools.cli import report as report_cli
+from sharegpt_tools.cli import rules as rules_cli
 from sharegpt_tools.cli import subsample as subsample_cli
 from sharegpt_tools.cli import tokenize as tokenize_cli
 from sharegpt_tools.cli import toy_tokenizer as toy_tokenizer_cli
@@ -33,6 +34,7 @@ app.command("tokenize")(tokenize_cli.tokenize)
 app.command("render")(render_cli.render)
 app.command("report")(report_cli.report)
 app.command("toy-tokenizer")(toy_tokenizer_cli.toy_tokenizer)
+app.add_typer(rules_cli.app)
 
 
 def version_callback(value: bool) -> None:

@@ -1,4 +1,5 @@
-"""Load and apply the JSON Schemas of `schemas/` (the contract that both packages share)."""
+"""The JSON Schemas of the data contract (the *.schema.json files beside this module), shipped
+as package data so that an installed wheel validates exactly like a checkout."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from functools import cache
 from pathlib import Path
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parent
 
 
 @cache
