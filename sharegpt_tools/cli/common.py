@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -17,6 +18,21 @@ from rich.progress import (
 )
 
 console = Console(stderr=True)
+
+
+def hide_flag_type_placeholders() -> None:
+    """typer's help shows a `<bool>` type beside on/off flags as if they took a value; a flag's
+    help row shows no type instead (options that take a value keep theirs)."""
+    option = typer.core.TyperOption
+    shown = option.display_type_rich
+
+    def display_type_rich(self: typer.core.TyperOption, ctx: object) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    option.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+hide_flag_type_placeholders()
 
 WorkspaceOption = Annotated[
     Path,
