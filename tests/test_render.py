@@ -29,6 +29,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, toy_tokenizer: Path) -> 
         [
             labeled_row("expert", [("human", "What is 2+2?"), ("gpt", "It is four.")]),
             labeled_row("weak", [("human", "Name a color"), ("gpt", "Blue.")], klass="gpt35"),
+            # a pasted terminal log: its escapes must not reach the user's terminal raw
+            labeled_row("ansi", [("human", "Why \x1b[31mred\x1b[0m?"), ("gpt", "A bell\x07.")]),
         ],
     )
     args = ["tokenize", "--tokenizer", str(toy_tokenizer), "-w", str(root), "--val-fraction", "0"]
@@ -47,6 +49,13 @@ def test_render_highlights_weighted_tokens(workspace: Path) -> None:
     plain = runner.invoke(app, ["render", "--id", "expert", "-w", str(workspace)], env=NO_COLOR)
     assert f"<s>GPT4 User: What is 2+2?{EOT}GPT4 Assistant: It is four.{EOT}" in plain.output
     assert "supervised" in plain.output and "class gpt4" in plain.output
+
+
+def test_render_shows_control_characters_of_the_data_as_text(workspace: Path) -> None:
+    result = runner.invoke(app, ["render", "--id", "ansi", "-w", str(workspace)], env=NO_COLOR)
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "Why \\x1b[31mred\\x1b[0m?" in result.output and "A bell\\x07." in result.output
 
 
 def test_render_marks_sub_optimal_weights_differently(workspace: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +16,12 @@ from sharegpt_tools.cli.common import WorkspaceOption, fail
 FULL_WEIGHT = "bold black on green"
 PART_WEIGHT = "black on yellow"
 NO_WEIGHT = "dim"
+SHOWN_AS_IS = "\n\t"  # the only control characters printed raw: the row's own layout
+
+
+class Split(StrEnum):
+    TRAIN = "train"
+    VALIDATION = "validation"
 
 
 def render(
@@ -24,7 +32,7 @@ def render(
     sample: Annotated[
         int, typer.Option(min=1, help="Without --id: how many random rows to show.")
     ] = 1,
-    split: Annotated[str, typer.Option(help="Split to read (train, validation).")] = "train",
+    split: Annotated[Split, typer.Option(help="Split to read.")] = Split.TRAIN,
     seed: Annotated[int, typer.Option(help="Seed of the random sample.")] = 0,
     workspace: WorkspaceOption = Path("data"),
 ) -> None:
@@ -49,7 +57,7 @@ def render(
     stage = ws.stage("tokenized")
     splits = datasets.load_from_disk(str(stage))
     if split not in splits:
-        fail(f"{stage} has no split {split!r} (it has {', '.join(splits)})")
+        fail(f"{stage} has no split {split.value!r} (it has {', '.join(splits)})")
     rows = splits[split]
     if id_ is not None:
         hits = pc.indices_nonzero(pc.equal(rows.data.column("id"), id_)).to_pylist()
@@ -68,7 +76,8 @@ def render(
     )
     for index in hits:
         row = rows[index]
-        out.rule(f"{row['id']}  piece {row['piece']}  class {row['class']}  ({split} row {index})")
+        title = f"{row['id']}  piece {row['piece']}  class {row['class']}  ({split} row {index})"
+        out.rule(Text(visible_controls(title)))  # Text: brackets in an id are not rich markup
         out.print(highlighted(tokenizer, row["input_ids"], row["loss_weights"]))
         weights = sorted({round(w, 4) for w in row["loss_weights"] if w > 0})
         supervised = sum(1 for w in row["loss_weights"] if w > 0)
@@ -87,9 +96,20 @@ def highlighted(tokenizer: Any, input_ids: list[int], weights: list[float]) -> T
             piece = tokenizer.decode(
                 input_ids[start:end], skip_special_tokens=False, clean_up_tokenization_spaces=False
             )
-            text.append(piece, style=style_of(weights[start]))
+            text.append(visible_controls(piece), style=style_of(weights[start]))
             start = end
     return text
+
+
+def visible_controls(text: str) -> str:
+    """Control characters of the data (an ANSI escape in a pasted terminal log, a bell) as
+    `\\x1b`-style text: printed raw they would restyle or garble the user's terminal."""
+    if text.isprintable():
+        return text
+    return "".join(
+        f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" and c not in SHOWN_AS_IS else c
+        for c in text
+    )
 
 
 def style_of(weight: float) -> str:
