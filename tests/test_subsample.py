@@ -115,3 +115,16 @@ def test_cli_pairs_classes_with_ratios(workspace: Workspace) -> None:
     assert "15" in result.output and "25" in result.output
     bad = runner.invoke(app, ["subsample", "--class", "gpt4", "-w", str(workspace.root)])
     assert bad.exit_code != 0
+
+
+def test_cli_refuses_a_class_named_twice_and_keeps_the_stage(workspace: Workspace) -> None:
+    runner = CliRunner()
+    root = str(workspace.root)
+    good = runner.invoke(app, ["subsample", "--class", "gpt4", "--ratio", "0.6", "-w", root])
+    assert good.exit_code == 0, good.output
+    before = (workspace.stage("subsampled") / "manifest.json").read_bytes()
+    args = ["subsample", "--class", "gpt4", "--ratio", "0.6", "--class", "gpt4", "--ratio", "0.2"]
+    twice = runner.invoke(app, [*args, "-w", root])
+    assert twice.exit_code == 2
+    assert "--class gpt4 is given more than once" in twice.output
+    assert (workspace.stage("subsampled") / "manifest.json").read_bytes() == before

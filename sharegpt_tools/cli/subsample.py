@@ -37,9 +37,7 @@ def subsample(
     from sharegpt_tools.subsample import run_subsample
     from sharegpt_tools.workspace import StageError, Workspace
 
-    if len(class_) != len(ratio):
-        fail(f"got {len(class_)} --class and {len(ratio)} --ratio: give one ratio per class")
-    ratios = dict(zip(class_, ratio, strict=True))
+    ratios = pair_ratios(class_, ratio)
     try:
         result = run_subsample(Workspace(workspace), ratios, seed)
     except StageError as exc:
@@ -53,3 +51,13 @@ def subsample(
         table.add_row(name, shown, f"{before:,}", f"{after:,}")
     console.print(table)
     console.print(f"read {workspace / 'labeled'}, wrote [bold]{result.stage}[/]")
+
+
+def pair_ratios(classes: list[str], ratios: list[float]) -> dict[str, float]:
+    """--class and --ratio paired by position; a class named twice is an error, not last-wins."""
+    if len(classes) != len(ratios):
+        fail(f"got {len(classes)} --class and {len(ratios)} --ratio: give one ratio per class")
+    repeated = sorted({name for name in classes if classes.count(name) > 1})
+    if repeated:
+        fail(f"--class {', '.join(repeated)} is given more than once: give each class one --ratio")
+    return dict(zip(classes, ratios, strict=True))
