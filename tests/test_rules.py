@@ -243,3 +243,15 @@ def test_an_unknown_rules_name_is_one_line_listing_the_presets(tmp_path: Path) -
     assert all(name in message for name in preset_names())
     shown = CliRunner().invoke(app, ["rules", "show", "papr"])
     assert shown.exit_code == 2 and "paper" in shown.output
+
+
+@pytest.mark.parametrize(("text", "value"), [("1e-2", 0.01), ("1.5E1", 15.0), ("+2e0", 2.0)])
+def test_exponent_weights_are_numbers_as_in_yaml_1_2(tmp_path: Path, text: str, value: float):
+    # PyYAML alone (YAML 1.1) reads `1e-2` as the string '1e-2' and the schema refused it
+    path = write(tmp_path, f"classes:\n  - name: a\n    weight: {text}\n")
+    assert load_rules(path).classes[0].weight == value
+
+
+def test_exponent_lookalike_text_stays_text(tmp_path: Path) -> None:
+    path = write(tmp_path, "classes:\n  - name: a\n    weight: 1.0\n    condition: 1e5x\n")
+    assert load_rules(path).classes[0].condition == "1e5x"
