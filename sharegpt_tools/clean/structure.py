@@ -31,15 +31,31 @@ def row_id(row: dict) -> str:
     """The row's id as a string; numeric ids (seen in some exports) are accepted."""
     value = row.get("id")
     if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
-        raise Rejected(Reason.MISSING_ID, "row has no usable 'id' (a non-empty string)")
+        found = "an empty string" if isinstance(value, str) else found_kind(row, ("id",))
+        raise Rejected(
+            Reason.MISSING_ID, f"row has no usable 'id' (a non-empty string), got {found}"
+        )
     return str(value)
+
+
+def found_kind(mapping: dict, keys: tuple[str, ...]) -> str:
+    """What a field holds, for an error: `missing` (no such key), `null`, or the value's type.
+
+    A null field and an absent one call for different fixes (an export bug vs a wrong layout)."""
+    key = next((k for k in keys if k in mapping), None)
+    if key is None:
+        return "missing"
+    return "null" if mapping[key] is None else type(mapping[key]).__name__
+
+
+TURNS_KEYS = ("conversations", "messages")
 
 
 def parse_turns(row: dict) -> list[Turn]:
     """The raw turns with normalised roles; values are still raw (HTML or text)."""
     conversations = row.get("conversations", row.get("messages"))
     if not isinstance(conversations, list):
-        found = "missing" if conversations is None else type(conversations).__name__
+        found = found_kind(row, TURNS_KEYS)
         raise Rejected(
             Reason.MISSING_CONVERSATIONS, f"'conversations' must be a list of turns, got {found}"
         )
@@ -58,7 +74,7 @@ def parse_turn(turn: object, position: int) -> Turn:
         raise Rejected(Reason.UNKNOWN_ROLE, f"turn {position} has unknown speaker {role_raw!r}")
     value = next((turn[k] for k in VALUE_KEYS if k in turn), None)
     if not isinstance(value, str):
-        found = "missing" if value is None else type(value).__name__
+        found = found_kind(turn, VALUE_KEYS)
         raise Rejected(
             Reason.VALUE_NOT_A_STRING, f"turn {position} 'value' must be a string, got {found}"
         )

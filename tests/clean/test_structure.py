@@ -76,3 +76,21 @@ def test_empty_and_giant_turns() -> None:
     giant = [Turn("human", "x" * 1_000_001)]
     assert reason_of(lambda: structure.check_max_chars(giant, 200_000)) == Reason.TURN_TOO_LONG
     structure.check_max_chars(giant, 0)  # 0 disables the limit
+
+
+@pytest.mark.parametrize(
+    ("call", "says"),
+    [
+        (lambda: structure.row_id({"id": None}), "got null"),
+        (lambda: structure.row_id({}), "got missing"),
+        (lambda: structure.row_id({"id": ""}), "got an empty string"),
+        (lambda: structure.parse_turns({"conversations": None}), "got null"),
+        (lambda: structure.parse_turns({"id": "x"}), "got missing"),
+        (lambda: structure.parse_turns({"conversations": [{"from": "human"}]}), "got missing"),
+        (lambda: structure.parse_turn({"from": "human", "value": None}, 0), "got null"),
+    ],
+)
+def test_a_null_field_is_told_apart_from_a_missing_one(call, says: str) -> None:
+    with pytest.raises(Rejected) as verdict:
+        call()
+    assert verdict.value.detail.endswith(says)
