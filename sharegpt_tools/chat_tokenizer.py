@@ -140,18 +140,34 @@ class ChatTokenizer:
         }
 
 
+# The files of which a loadable tokenizer folder has at least one.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "tekken.json")
+MESSAGE_CHARS = 400
+
+
+def one_line(exc: Exception) -> str:
+    """A library's (often multi-line) message as one line, shortened only if very long."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
 def load_tokenizer(path: Path, eot: str = templates.DEFAULT_EOT) -> ChatTokenizer:
     """Load a local fast tokenizer and add `eot` as a special token when it lacks one."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")  # encode batches on all cores
     if not path.is_dir():
         raise TokenizeError(f"tokenizer folder {path} does not exist")
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise TokenizeError(
+            f"{path} holds no tokenizer file (none of {', '.join(TOKENIZER_FILES)}): point "
+            "--tokenizer at a Hugging Face model or tokenizer folder, the one you would give to "
+            "AutoTokenizer.from_pretrained"
+        )
     from transformers import AutoTokenizer
 
     try:
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except Exception as exc:  # transformers raises many kinds; the user needs the message
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TokenizeError(f"cannot load a tokenizer from {path}: {first_line}") from exc
+        raise TokenizeError(f"cannot load a tokenizer from {path}: {one_line(exc)}") from exc
     if not getattr(tok, "is_fast", False) or not hasattr(tok, "backend_tokenizer"):
         raise TokenizeError(
             f"{path} holds a slow {type(tok).__name__}: a fast tokenizer (tokenizer.json) is "

@@ -13,7 +13,7 @@ import datasets
 import numpy as np
 import pytest
 import tokenized_fixtures as fx
-from tokenized_fixtures import CLASSES, labeled_row, write_stage
+from tokenized_fixtures import CLASSES, labeled_row, read_manifest, write_stage
 from typer.testing import CliRunner
 
 from sharegpt_tools.chat_tokenizer import load_tokenizer
@@ -372,18 +372,33 @@ def test_max_length_smaller_than_the_template_is_a_clear_error(tmp_path, toy_tok
     assert result.exit_code == 2 and "--max-length 5 is too small" in result.output
 
 
-@pytest.mark.parametrize("problem", ["missing", "not a tokenizer"])
-def test_unusable_tokenizer_folder_is_one_line(tmp_path: Path, problem: str) -> None:
+@pytest.mark.parametrize(
+    ("problem", "says"),
+    [
+        ("missing", "does not exist"),
+        ("empty", "holds no tokenizer file"),
+        ("only a model config", "holds no tokenizer file"),
+        ("broken tokenizer.json", "cannot load a tokenizer"),
+    ],
+)
+def test_unusable_tokenizer_folder_is_one_line(tmp_path: Path, problem: str, says: str) -> None:
     ws = Workspace(tmp_path / "ws")
     write_stage(ws, conversation_rows())
     folder = tmp_path / "tok"
     if problem != "missing":
         folder.mkdir()
+    if problem == "only a model config":
         (folder / "config.json").write_text("{}")
-    result = CliRunner().invoke(app, ["tokenize", "--tokenizer", str(folder), "-w", str(ws.root)])
+    if problem == "broken tokenizer.json":
+        (folder / "tokenizer.json").write_text('{"model": ')
+    result = CliRunner().invoke(
+        app, ["tokenize", "--tokenizer", str(folder), "-w", str(ws.root)], terminal_width=2000
+    )
     assert result.exit_code == 2, result.output
-    assert "error:" in result.output and str(folder) in result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert str(folder) in line and says in line
     assert "Traceback" not in result.output
+    assert not line.rstrip().endswith(":"), f"a message cut at its first line break: {line}"
 
 
 def test_tokenizer_whose_merges_cross_the_prefix_boundary_is_refused(tmp_path: Path) -> None:
@@ -464,3 +479,19 @@ def test_classes_keep_the_rules_order_so_equal_weights_pick_the_first_declared_a
     assert counts["gpt35"]["conversations"] > counts["gpt4"]["conversations"]
     assert templates["class_order"] == ["gpt4", "gpt35"]
     assert expert_condition(templates) == "GPT4"
+
+
+def test_a_class_left_without_supervised_tokens_is_warned_about(tmp_path, toy_tokenizer) -> None:
+    """Truncated to its prompt, a class trains nothing: the summary says so for that class."""
+    ws = Workspace(tmp_path)
+    prompt_only = [("human", "Please explain this at length: " + "why? " * 60), ("gpt", "Yes.")]
+    write_stage(ws, [labeled_row("long", prompt_only), *conversation_rows()[1:2]])
+    args = ["tokenize", "--tokenizer", str(toy_tokenizer), "-w", str(ws.root), "--val-fraction"]
+    args += ["0", "--max-length", "40", "--long", "truncate"]
+    result = CliRunner().invoke(app, args, terminal_width=400)
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(ws.stage("tokenized"))
+    assert manifest["counts"]["by_class"]["gpt4"].get("supervised_tokens", 0) == 0
+    assert manifest["counts"]["by_class"]["gpt35"]["supervised_tokens"] > 0
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "class gpt4 has no supervised token" in warnings[0]

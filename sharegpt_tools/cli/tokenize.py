@@ -147,6 +147,21 @@ def section_style(tokenizer: dict) -> str:
     return "SentencePiece word-start ▁ only at the start of a text (legacy: false)"
 
 
+def unsupervised_classes(manifest: dict) -> list[str]:
+    """One warning per class that has a reward but kept no supervised token: it would train
+    nothing (all of it, at loss 0, when every class is so), which no exit code would reveal."""
+    warnings = []
+    for name, stats in manifest["counts"]["by_class"].items():
+        weight = manifest["templates"]["by_class"].get(name, {}).get("weight")
+        if stats.get("supervised_tokens", 0) == 0 and weight != 0:
+            warnings.append(
+                f"class {name} has no supervised token left (--max-length "
+                f"{manifest['max_length']:,}, --long {manifest['long']}): the model learns "
+                "nothing from it; raise --max-length or use --long split"
+            )
+    return warnings
+
+
 def print_summary(manifest: dict) -> None:
     counts = manifest["counts"]
     templates = manifest["templates"]["by_class"]
@@ -169,6 +184,8 @@ def print_summary(manifest: dict) -> None:
         f"{counts['tokens']:,}", f"{counts['supervised_tokens']:,}", style="bold",
     )  # fmt: skip
     console.print(table)
+    for warning in unsupervised_classes(manifest):
+        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     lines = [
         f"max length {manifest['max_length']:,}, --long {manifest['long']}: "
         f"{counts['long_conversations']:,} longer; {counts['split_conversations']:,} split into "
