@@ -36,6 +36,8 @@ class Reason(StrEnum):
 
     INVALID_UTF8 = "invalid_utf8"
     INVALID_JSON = "invalid_json"
+    # A lone UTF-16 surrogate escape (`\ud800` without its pair): valid JSON, not valid Unicode.
+    INVALID_UNICODE = "invalid_unicode"
     NOT_AN_OBJECT = "not_an_object"
     MISSING_ID = "missing_id"
     MISSING_CONVERSATIONS = "missing_conversations"

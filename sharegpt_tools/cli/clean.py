@@ -134,6 +134,14 @@ def clean(
     workers: Annotated[
         int, typer.Option(min=0, help="Worker processes (0 = one per core).", rich_help_panel=RUN)
     ] = 0,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Write an empty stage when the inputs hold no rows (else refuse, keep the old).",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
 ) -> None:
     """Clean raw ShareGPT dumps into [bold]WORKSPACE/clean/[/]: HTML → Markdown, structure checks,
     exact and near dedup, language ID, GPT-4/GPT-3.5 attribution, refusal marking.
@@ -166,6 +174,8 @@ def clean(
     )
     ws = Workspace(workspace)
     console.print(f"reading {', '.join(str(p) for p in raw)}")
+    if not allow_empty:
+        refuse_empty_inputs(list(raw))
     with progress_bar(DownloadColumn(), TextColumn("{task.fields[rows]:,} rows")) as bar:
         task = bar.add_task("cleaning", total=None, rows=0)
 
@@ -177,10 +187,46 @@ def clean(
         except InputError as exc:
             bar.stop()
             fail(str(exc))
+    print_layouts(result.manifest["inputs"])
     print_summary(result.counts)
     console.print(
         f"wrote [bold]{result.stage}[/] (conversations.parquet, rejects.parquet, manifest.json)"
     )
+
+
+def refuse_empty_inputs(raw: list[Path]) -> None:
+    """Fail before the stage is touched when there is nothing to clean.
+
+    An empty file or `[]` (a failed export, the wrong path) would otherwise replace a good
+    `clean/` stage with an empty one. The peek reads only up to the first row.
+    """
+    from sharegpt_tools.io.readers import InputError, holds_rows
+
+    try:
+        empty = not holds_rows(raw)
+    except InputError as exc:
+        fail(str(exc))
+    if empty:
+        named = ", ".join(str(p) for p in raw)
+        verb = "holds" if len(raw) == 1 else "hold"
+        fail(
+            f"{named} {verb} no rows; nothing was written — pass --allow-empty to write an empty "
+            "stage"
+        )
+
+
+def print_layouts(inputs: list[dict]) -> None:
+    """How each input was read: the layout decides what a row is, so it is shown, not guessed."""
+    from sharegpt_tools.io.layout import describe
+
+    for entry in inputs:
+        rows = entry.get("rows", 0)
+        console.print(
+            f"{entry['path']}: {describe(entry)}, {rows:,} row{'' if rows == 1 else 's'}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def print_summary(counts: dict) -> None:
