@@ -79,7 +79,7 @@ CLEAN_SCHEMA = pa.schema(
         ("refusal_turns", pa.list_(pa.int32())),
         ("num_turns", pa.int32()),
         ("num_chars", pa.int64()),
-        ("source", pa.string()),  # input file name and row number, for tracing a record back
+        ("source", pa.string()),  # input path as given and row number, for tracing a record back
     ]
 )
 
