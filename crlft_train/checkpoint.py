@@ -4,16 +4,27 @@ DeepSpeed writes each checkpoint under `checkpoints/step-N/`; we move the `lates
 rename, so it is never half-written) only once every rank has finished, and we never rewrite the
 checkpoint that `latest` names. A crash or a full disk while saving therefore leaves the previous
 checkpoint valid, and resuming falls back to an older checkpoint if the newest one is unreadable
-anyway (copied partially, say). Our client state carries what DeepSpeed does not know: the sampler
-position and the RNGs.
+or incomplete anyway (copied partially, a file deleted). Our client state carries what DeepSpeed
+does not know: the sampler position and the RNGs.
+
+Beside DeepSpeed's files each checkpoint holds `crlft_run.json` (written last, before `latest`
+moves): the size of every file, so that a missing or truncated file is found before DeepSpeed
+tries to load it, and the options that fixed the run (`run_folder` compares them on --resume).
+
+A write that fails (a full disk: ENOSPC) is caught on every rank; the ranks agree, the partial
+checkpoint is removed, and the error is one line naming the path and the space it needs.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +32,8 @@ import torch
 
 CHECKPOINTS = "checkpoints"
 KEEP_CHECKPOINTS = 2
+RECORD = "crlft_run.json"  # inside each checkpoint folder: its files' sizes and the run's options
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def rng_state() -> dict:
@@ -38,36 +51,249 @@ def restore_rng(state: dict) -> None:
 
 
 class CheckpointError(RuntimeError):
-    """No checkpoint of a run can be loaded: one line saying which and why."""
+    """No checkpoint of a run can be loaded, or one cannot be written: one line, which and why."""
 
 
-def save_checkpoint(engine: object, run_dir: Path, step: int, client_state: dict) -> Path:
-    """Save `checkpoints/step-N`, then point `latest` at it and drop all but the newest two.
-
-    Callers must not save a step twice: rewriting the checkpoint `latest` names is the one moment
-    a crash could leave nothing valid to resume from.
-    """
+def is_rank_zero() -> bool:
     import torch.distributed as dist
 
-    folder = run_dir / CHECKPOINTS
-    tag = f"step-{step}"
-    client_state = {**client_state, "rng": rng_state()}
-    engine.save_checkpoint(str(folder), tag=tag, client_state=client_state, save_latest=False)
-    if not dist.is_initialized() or dist.get_rank() == 0:
-        write_latest(folder, tag)
-        prune_checkpoints(folder, keep=KEEP_CHECKPOINTS)
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def barrier() -> None:
+    import torch.distributed as dist
+
     if dist.is_initialized():
         dist.barrier()
-    return folder / tag
+
+
+@dataclass
+class Writes:
+    """What a save attempted: the bytes of every state it wrote, and the first write that failed."""
+
+    state_bytes: int = 0
+    failed_path: Path | None = None
+    error: OSError | None = None
+
+    def fail(self, path: Path, error: OSError) -> None:
+        if self.error is None:
+            self.failed_path, self.error = path, error
+
+
+def save_checkpoint(
+    engine: object, run_dir: Path, step: int, client_state: dict, record: dict
+) -> Path:
+    """Save `checkpoints/step-N` and its record, then point `latest` at it and drop all but the
+    newest two. A failed write raises CheckpointError on every rank, with `latest` unmoved.
+
+    Callers must not save a step twice: rewriting the checkpoint `latest` names is the one moment
+    a crash could leave nothing valid to resume from. A folder of that step that `latest` does not
+    name, or that resuming skipped as unreadable, is the debris of a failed save: removed first.
+    """
+    folder = run_dir / CHECKPOINTS
+    tag = f"step-{step}"
+    target = folder / tag
+    if is_rank_zero() and target.exists():
+        shutil.rmtree(target)
+    barrier()
+    client_state = {**client_state, "rng": rng_state()}
+    writes = Writes()
+    try:
+        with guarded_writes(engine, writes):
+            engine.save_checkpoint(
+                str(folder), tag=tag, client_state=client_state, save_latest=False
+            )
+    except OSError as error:  # a write outside the checkpoint engine (DeepSpeed's helper script)
+        writes.fail(target, error)
+    if writes.error is None and is_rank_zero():
+        try:
+            write_record(target, {"step": step, **record})
+            write_latest(folder, tag)
+        except OSError as error:
+            writes.fail(target / RECORD, error)
+    if not all_ranks_agree(writes.error is None, engine.device):
+        raise failed_save(folder, target, writes)
+    if is_rank_zero():
+        prune_checkpoints(folder, keep=KEEP_CHECKPOINTS)
+    barrier()
+    return target
+
+
+@contextmanager
+def guarded_writes(engine: object, writes: Writes) -> Iterator[None]:
+    """Record (not raise) a failed write of DeepSpeed's checkpoint engine, so that every rank still
+    reaches DeepSpeed's closing barrier and the ranks can agree on the failure afterwards."""
+    checkpoint_engine = engine.checkpoint_engine
+    original = checkpoint_engine.save
+    own = "save" in vars(checkpoint_engine)  # an instance attribute already: restore it as such
+
+    def save(state_dict: object, path: str) -> None:
+        writes.state_bytes += tensor_bytes(state_dict)
+        if writes.error is not None:
+            return  # the checkpoint is lost already: writing more would only fill the disk
+        try:
+            original(state_dict, path)
+        except OSError as error:
+            writes.fail(Path(path), error)
+
+    checkpoint_engine.save = save
+    try:
+        yield
+    finally:
+        if own:
+            checkpoint_engine.save = original
+        else:
+            del checkpoint_engine.save  # the class's method again
+
+
+def tensor_bytes(value: object) -> int:
+    """The bytes of the tensors in a (nested) state: what writing it costs on disk, about."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(tensor_bytes(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return sum(tensor_bytes(v) for v in value)
+    return 0
+
+
+def failed_save(folder: Path, target: Path, writes: Writes) -> Exception:
+    """Remove the partial checkpoint; the one-line error.
+
+    Everything in `target` is from this attempt (`save_checkpoint` cleared it first), so it goes
+    even when `latest` names it (a resume that skipped it as unreadable is saving it again).
+    """
+    if is_rank_zero():
+        shutil.rmtree(target, ignore_errors=True)
+    barrier()
+    if writes.error is None:
+        return CheckpointError(f"another rank could not write checkpoint {target}; see its error")
+    previous = intact_checkpoint(folder)
+    kept = (
+        f"the previous checkpoint {folder / previous} is intact"
+        if previous
+        else "no earlier checkpoint is intact"
+    )
+    estimate = max(writes.state_bytes, folder_bytes(folder / previous) if previous else 0)
+    return write_error(f"checkpoint {target}", writes, estimate, kept, folder)
+
+
+def intact_checkpoint(folder: Path) -> str | None:
+    """The checkpoint --resume would load first, by its files (`missing_files`), or None."""
+    return next((tag for tag in candidate_tags(folder) if missing_files(folder, tag) is None), None)
+
+
+def write_error(
+    what: str, writes: Writes, estimate: int, kept: str, where: Path
+) -> CheckpointError:
+    """One line: what could not be written where, the space it needs and what is still valid."""
+    error = writes.error
+    free = free_bytes(where)
+    if error.errno in DISK_FULL:
+        return CheckpointError(
+            f"disk full while writing {what} ({writes.failed_path}): it needs about "
+            f"{human_bytes(estimate)} free, {human_bytes(free)} free now; {kept}: free some "
+            "space and run again with --resume"
+        )
+    return CheckpointError(
+        f"cannot write {what} ({writes.failed_path}: {error.strerror or error}); {kept}: fix it "
+        "and run again with --resume"
+    )
+
+
+def folder_bytes(folder: Path) -> int:
+    if not folder.is_dir():
+        return 0
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def free_bytes(path: Path) -> int:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def write_record(target: Path, record: dict) -> None:
+    """`crlft_run.json`: the record and the size of every file DeepSpeed wrote (atomically)."""
+    files = {
+        str(path.relative_to(target)): path.stat().st_size
+        for path in sorted(target.rglob("*"))
+        if path.is_file() and path.name != RECORD
+    }
+    write_json_atomic(target / RECORD, {**record, "files": files})
+
+
+def write_json_atomic(path: Path, value: dict) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    try:
+        with temp.open("w", encoding="utf-8") as handle:
+            handle.write(json.dumps(value, indent=2, default=str) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        temp.replace(path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def read_record(folder: Path, tag: str) -> dict | None:
+    path = folder / tag / RECORD
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def newest_record(run_dir: Path) -> tuple[str, dict] | None:
+    """(tag, record) of the newest checkpoint that has a readable record, or None."""
+    folder = run_dir / CHECKPOINTS
+    for tag in candidate_tags(folder):
+        record = read_record(folder, tag)
+        if record is not None:
+            return tag, record
+    return None
+
+
+def missing_files(folder: Path, tag: str) -> str | None:
+    """What is missing or truncated in a checkpoint, by its record; None when it looks whole.
+
+    A checkpoint without a record (written before records existed) is left to DeepSpeed's load.
+    """
+    target = folder / tag
+    if not target.is_dir():
+        return "its folder is missing"
+    record = read_record(folder, tag)
+    if record is None:
+        if (target / RECORD).exists():
+            return f"{RECORD} is unreadable"
+        return None if any(target.glob("*model_states.pt")) else "no model states file"
+    for name, size in record.get("files", {}).items():
+        path = target / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} is truncated or changed ({path.stat().st_size:,} of {size:,} bytes)"
+    return None
 
 
 def write_latest(folder: Path, tag: str) -> None:
     temp = folder / ".latest.tmp"
-    with temp.open("w", encoding="utf-8") as handle:
-        handle.write(tag)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temp.replace(folder / "latest")
+    try:
+        with temp.open("w", encoding="utf-8") as handle:
+            handle.write(tag)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temp.replace(folder / "latest")
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def checkpoint_steps(folder: Path) -> list[int]:
@@ -132,10 +358,14 @@ def load_checkpoint(engine: object, run_dir: Path, warn: object = print) -> dict
 
 def try_load(engine: object, folder: Path, tag: str) -> tuple[dict | None, str | None]:
     """(client state, None) when the checkpoint loads completely, else (None, what went wrong)."""
+    missing = missing_files(folder, tag)
+    if missing:
+        return None, f"{tag}: {missing}"
     try:
         path, client_state = engine.load_checkpoint(str(folder), tag=tag)
-    except (EOFError, OSError, RuntimeError, KeyError, ValueError) as error:
-        first_line = (str(error).splitlines() or [""])[0]
+    # DeepSpeed asserts that the files it globbed exist: a deleted file is an AssertionError.
+    except (AssertionError, EOFError, OSError, RuntimeError, KeyError, ValueError) as error:
+        first_line = (str(error).splitlines() or [""])[0] or "files missing or unreadable"
         return None, f"{tag}: {type(error).__name__}: {first_line}"
     if path is None or not client_state or "step" not in client_state or "rng" not in client_state:
         return None, f"{tag}: incomplete (model or trainer state missing)"
@@ -249,35 +479,59 @@ def export_model(
     record: dict,
 ) -> Path | None:
     """A Hugging Face folder (final/ or a snapshot): weights, tokenizer + chat template,
-    generation config, crlft.json. Written atomically on rank 0; None on other ranks.
+    generation config, crlft.json. Written atomically on rank 0; None on other ranks. A failed
+    write (a full disk) raises CheckpointError on every rank, and an older `folder` stays.
 
     The tokenizer files are `tokenize`'s own (`tokenizer_dir`), copied rather than saved again:
     that stage wrote them to load identically in transformers 4.40+ and 5.x, and a transformers 5
     `save_pretrained` would drop what older versions need (`legacy`, `tokenizer.model`...).
     """
-    import torch.distributed as dist
-
     state = consolidated_state_dict(engine, zero_stage)
-    if dist.get_rank() != 0:
-        dist.barrier()
-        return None
+    problem = None
+    if is_rank_zero():
+        problem = write_model_folder(engine.module, state, tokenizer, tokenizer_dir, templates,
+                                     folder, record)  # fmt: skip
+    if not all_ranks_agree(problem is None, engine.device):
+        raise problem or CheckpointError(f"rank 0 could not write {folder}; see its error")
+    return folder if is_rank_zero() else None
+
+
+def write_model_folder(
+    model: object,
+    state: dict,
+    tokenizer: object,
+    tokenizer_dir: Path,
+    templates: dict,
+    folder: Path,
+    record: dict,
+) -> CheckpointError | None:
+    """Write the folder under a temporary name and rename it into place; on a failed write (a full
+    disk), remove the temporary folder, keep any older `folder`, and return the one-line error."""
     temp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(temp, ignore_errors=True)
-    temp.parent.mkdir(parents=True, exist_ok=True)
-    model = engine.module
-    model.save_pretrained(str(temp), state_dict=state, safe_serialization=True)
-    condition = expert_condition(templates)
-    template = chat_template(templates, condition, control_tokens(tokenizer))
-    export_tokenizer(tokenizer_dir, temp, template)
-    write_generation_config(model, tokenizer, templates, temp)
-    (temp / "crlft.json").write_text(
-        json.dumps({**record, "expert_condition": condition}, indent=2, default=str) + "\n",
-        encoding="utf-8",
-    )
+    # Measured now: save_pretrained empties the state dict it is given as it writes the shards.
+    estimate = tensor_bytes(state) + folder_bytes(tokenizer_dir)
+    try:
+        temp.parent.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(str(temp), state_dict=state, safe_serialization=True)
+        condition = expert_condition(templates)
+        template = chat_template(templates, condition, control_tokens(tokenizer))
+        export_tokenizer(tokenizer_dir, temp, template)
+        write_generation_config(model, tokenizer, templates, temp)
+        (temp / "crlft.json").write_text(
+            json.dumps({**record, "expert_condition": condition}, indent=2, default=str) + "\n",
+            encoding="utf-8",
+        )
+    except OSError as error:
+        shutil.rmtree(temp, ignore_errors=True)
+        writes = Writes(failed_path=Path(error.filename or temp), error=error)
+        kept = "the run's checkpoints are intact" + (
+            f" and the older {folder.name}/ is kept" if folder.exists() else ""
+        )
+        return write_error(f"the Hugging Face model {folder}", writes, estimate, kept, folder)
     shutil.rmtree(folder, ignore_errors=True)
     temp.rename(folder)
-    dist.barrier()
-    return folder
+    return None
 
 
 def export_tokenizer(source: Path, folder: Path, template: str) -> None:

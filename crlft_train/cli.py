@@ -1,16 +1,27 @@
-"""`crlft-train` and `crlft-chat`: thin commands over `train.train` and the final HF folder."""
+"""`crlft-train`, `crlft-chat` and `crlft-eval`: thin commands over `train.train`, the final HF
+folder and `condition_eval`.
+
+This module imports neither torch nor DeepSpeed at the top: `--help` works without the `train`
+extra, and a command run without it says how to install it (`require`) instead of a traceback.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from crlft_train.config import Attention
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 console = Console(stderr=True)
+TRAIN_EXTRA = "pip install 'sharegpt-tools[train]'"
 
 MODEL = "Model"
 OPTIM = "Optimisation"
@@ -18,8 +29,26 @@ RUN = "Run"
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Escaped: a message is text, and `sharegpt-tools[train]` would read as a markup tag.
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def require(command: str, *modules: str) -> None:
+    """One line naming the `train` extra when a module it installs is missing (exit 2)."""
+    missing = [name for name in modules if not importable(name)]
+    if missing:
+        names = " and ".join(missing)
+        verb = "is" if len(missing) == 1 else "are"
+        fail(f"{command} needs {names}, which {verb} not installed: {TRAIN_EXTRA}")
+
+
+def importable(name: str) -> bool:
+    """Whether `import name` can find the module, without importing it (DeepSpeed takes seconds)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a finder that refuses it, or a module stubbed as None
+        return False
 
 
 def parse_lr(value: str) -> float | None:
@@ -49,14 +78,22 @@ def train_command(
             rich_help_panel=MODEL,
         ),
     ] = "tiny",
-    epochs: Annotated[int, typer.Option(min=1, rich_help_panel=OPTIM)] = 5,
+    epochs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Passes over the training split (--max-steps may stop sooner).",
+            rich_help_panel=OPTIM,
+        ),
+    ] = 5,
     max_steps: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many steps.", rich_help_panel=OPTIM)
     ] = None,
     lr: Annotated[
         str,
         typer.Option(
-            help="Peak learning rate, or 'auto' (scaled with sqrt(tokens per step)).",
+            help="Peak learning rate, or 'auto' (scaled with sqrt(tokens per step)). On --resume "
+            "a different value wins over the checkpoint's from its step on.",
             rich_help_panel=OPTIM,
         ),
     ] = "auto",
@@ -91,22 +128,59 @@ def train_command(
             rich_help_panel=RUN,
         ),
     ] = None,
-    gradient_checkpointing: Annotated[bool, typer.Option(rich_help_panel=RUN)] = False,
+    gradient_checkpointing: Annotated[
+        bool,
+        typer.Option(
+            help="Recompute activations during backward: much less memory, about a third more "
+            "compute per step.",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
     attention: Annotated[
-        str,
+        Attention,
         typer.Option(
             help="How packed sequences attend: 'varlen' runs the packed row with flash-attention's "
             "variable-length kernel (CUDA; a slow reference elsewhere), 'padded' runs the "
             "sequences as padded sub-batches; 'auto' picks varlen on CUDA.",
             rich_help_panel=RUN,
+            case_sensitive=False,
         ),
-    ] = "auto",
+    ] = Attention.AUTO,
     resume: Annotated[
         bool,
-        typer.Option(help="Continue from the run folder's latest checkpoint.", rich_help_panel=RUN),
+        typer.Option(
+            help="Continue from the run folder's newest loadable checkpoint. What fixes the data "
+            "order and the saved state (DATA, --batch-max-len, --seed, the model, --zero, "
+            "precision, ranks) must match it; other options (--lr, --epochs, --max-steps, "
+            "--eval-every...) may differ: the command line wins, and the run says which differ.",
+            rich_help_panel=RUN,
+        ),
     ] = False,
-    seed: Annotated[int, typer.Option(rich_help_panel=RUN)] = 0,
-    eval_every: Annotated[int, typer.Option(min=0, rich_help_panel=RUN)] = 0,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="Replace the run already in --output: its checkpoints, final/, snapshots/, "
+            "metrics and TensorBoard files are removed first (without it, or --resume, a folder "
+            "holding a run is refused).",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed of the random initialisation and of the data order (shuffle and packing).",
+            rich_help_panel=RUN,
+        ),
+    ] = 0,
+    eval_every: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Validation loss every N steps (0: only at the end; there is always one at the "
+            "end). Needs a validation split.",
+            rich_help_panel=RUN,
+        ),
+    ] = 0,
     save_every: Annotated[
         int,
         typer.Option(min=0, help="Checkpoint every N steps (0: at the end).", rich_help_panel=RUN),
@@ -125,6 +199,7 @@ def train_command(
 
     Runs as a single process, or under `deepspeed --num_gpus N` / `torchrun`.
     """
+    require("crlft-train", "torch", "deepspeed")
     from crlft_train.checkpoint import CheckpointError
     from crlft_train.config import ConfigError, TrainConfig
     from crlft_train.data import DataError
@@ -136,8 +211,8 @@ def train_command(
         data=data, output=output, model=model, model_config=model_config, epochs=epochs,
         max_steps=max_steps, lr=parse_lr(lr), batch_max_len=batch_max_len,
         per_sequence_loss=per_sequence_loss, zero_stage=zero, deepspeed_config=deepspeed,
-        bf16=bf16, gradient_checkpointing=gradient_checkpointing, attention=attention,
-        resume=resume, seed=seed,
+        bf16=bf16, gradient_checkpointing=gradient_checkpointing, attention=attention.value,
+        resume=resume, overwrite=overwrite, seed=seed,
         eval_every=eval_every, save_every=save_every, export_every=export_every,
     )  # fmt: skip
     try:
@@ -160,10 +235,13 @@ def chat_command(
     prompt: Annotated[
         str | None, typer.Option(help="One prompt; without it, an interactive chat.")
     ] = None,
-    max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
+    max_new_tokens: Annotated[
+        int, typer.Option(min=1, help="Most tokens generated per answer (greedy decoding).")
+    ] = 256,
 ) -> None:
     """Generate with the trained model and its chat template; --condition GPT3 shows what the
     sub-optimal condition produces (paper Fig. 5)."""
+    require("crlft-chat", "torch")
     from crlft_train.chat import ChatError, chat
 
     try:
@@ -184,6 +262,7 @@ def eval_command(
     Writes RUN_DIR/condition_eval.json. A positive condition gap (expert responses are more likely
     under the expert tag than under the sub-optimal one) shows the conditions were learned.
     """
+    require("crlft-eval", "torch")
     from rich.progress import MofNCompleteColumn
 
     from crlft_train.chat import ChatError
@@ -236,16 +315,23 @@ def quiet_transformers() -> None:
     logging.disable_progress_bar()
 
 
+def command_app(command: Callable[..., None]) -> typer.Typer:
+    """The one-command app `typer.run` would build (tests read its options through click)."""
+    app = typer.Typer(add_completion=False)
+    app.command()(command)
+    return app
+
+
 def main() -> None:
     quiet_transformers()
-    typer.run(train_command)
+    command_app(train_command)()
 
 
 def chat_main() -> None:
     quiet_transformers()
-    typer.run(chat_command)
+    command_app(chat_command)()
 
 
 def eval_main() -> None:
     quiet_transformers()
-    typer.run(eval_command)
+    command_app(eval_command)()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 
 # `--lr auto`: a peak LR at a reference batch of 65,536 tokens per step, scaled by
@@ -20,8 +21,17 @@ AUTO_LR_REFERENCE_TOKENS = 65_536
 AUTO_LR_SMALL_MODEL = 1e-3
 AUTO_LR_FINETUNE = 2e-5
 SMALL_MODEL_PARAMS = 100_000_000
-# auto: varlen on CUDA when torch has its flash-attention varlen kernel, else padded sub-batches.
-ATTENTION_MODES = ("auto", "varlen", "padded")
+
+
+class Attention(StrEnum):
+    """How packed sequences attend (see crlft_train.attention); a choice on the command line."""
+
+    AUTO = "auto"  # varlen on CUDA when torch has its flash-attention varlen kernel, else padded
+    VARLEN = "varlen"
+    PADDED = "padded"
+
+
+ATTENTION_MODES = tuple(mode.value for mode in Attention)
 
 
 class ConfigError(ValueError):
@@ -51,11 +61,12 @@ class TrainConfig:
     attention: str = "auto"  # auto | varlen | padded (see crlft_train.attention)
     per_sequence_loss: bool = False
     seed: int = 0
-    eval_every: int = 0  # 0 = at the end of each epoch only
+    eval_every: int = 0  # 0 = only at the end (there is always a validation at the end)
     save_every: int = 0  # 0 = at the end only
     export_every: int = 0  # Hugging Face snapshots under snapshots/step-N; 0 = final/ only
     log_every: int = 1
     resume: bool = False
+    overwrite: bool = False  # replace the run already in `output` (see run_folder)
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -71,6 +82,10 @@ class TrainConfig:
         if self.attention not in ATTENTION_MODES:
             raise ConfigError(
                 f"--attention must be one of {', '.join(ATTENTION_MODES)}, got {self.attention!r}"
+            )
+        if self.resume and self.overwrite:
+            raise ConfigError(
+                "--resume continues the run in --output and --overwrite replaces it: pass one"
             )
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warm-up ratio must be in [0, 1), got {self.warmup_ratio}")

@@ -70,6 +70,34 @@ def load_tokenized(data: Path) -> TokenizedData:
     return TokenizedData(folder, manifest, train, validation, classes)
 
 
+def check_supervised(data: TokenizedData) -> None:
+    """Refuse a split (train, or a non-empty validation) without a single supervised token.
+
+    Such data "trains" with a loss of exactly 0 and zero gradients (`loss.weighted_mean_loss`),
+    which looks like success; it comes from a --max-length too short for any answer to survive
+    truncation, or from rules that weight every class 0.
+    """
+    splits = {"train": data.train, "validation": data.validation}
+    for name, split in splits.items():
+        if split is not None and len(split) and not has_supervised_token(split):
+            raise DataError(
+                f"{data.folder}: the {name} split has no supervised token (every loss weight is "
+                "0: training would report a loss of 0 and learn nothing): re-run `sharegpt-tools "
+                "tokenize` with a larger --max-length, or --long split instead of truncate"
+            )
+
+
+def has_supervised_token(split: object, batch_rows: int = 4096) -> bool:
+    """Whether any row has a non-zero loss weight; stops at the first batch that has one."""
+    import pyarrow.compute as pc
+
+    for batch in split.with_format("arrow").iter(batch_size=batch_rows):
+        weights = pc.list_flatten(batch.column("loss_weights"))
+        if pc.any(pc.not_equal(weights, 0)).as_py():
+            return True
+    return False
+
+
 def check_templates(folder: Path, manifest: dict) -> None:
     """The final model's chat template is built from these: fail now, not after training."""
     by_class = manifest.get("templates", {}).get("by_class", {})

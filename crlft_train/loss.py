@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 IGNORE_INDEX = -100
+SUM_DTYPE = torch.float64  # Σ w·CE and Σ w, whatever the logits' dtype (see `weighted_sums`)
 
 
 class ClassSums(NamedTuple):
@@ -81,7 +82,7 @@ def weighted_sums(
     classes: torch.Tensor | None = None,
     num_classes: int | None = None,
 ) -> WeightedSums:
-    """Σ w·CE and Σ w of a micro-batch, and the same per class for logging.
+    """Σ w·CE and Σ w of a micro-batch (float64), and the same per class for logging.
 
     `weights` and `classes` are aligned like `labels` (the weight and class of the target token);
     weights must be 0 wherever the label is -100 (the tokenized contract guarantees it). A token
@@ -94,8 +95,12 @@ def weighted_sums(
             f"per-token loss {tuple(per_token_loss.shape)} and weights "
             f"{tuple(weights.shape)} must have the same shape"
         )
-    weights = weights.to(per_token_loss.dtype)
-    contributions = weights * per_token_loss
+    # float64 sums: a float32 Σ of thousands of 0.1 weights (scatter-added one token at a time
+    # per class) drifts by ~1e-5 relative, so two packings of the same tokens (the trainer's
+    # validation, crlft-eval) would report different losses. The per-token losses stay in their
+    # dtype; only the sums are wide, and gradients flow back through the cast unchanged.
+    weights = weights.to(SUM_DTYPE)
+    contributions = weights * per_token_loss.to(SUM_DTYPE)
     per_class: dict[int, ClassSums] = {}
     if classes is not None:
         per_class = class_sums(contributions, weights, classes, num_classes)

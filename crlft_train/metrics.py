@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from types import TracebackType
 
@@ -13,19 +14,29 @@ console = Console(stderr=True)
 
 
 class MetricsLog:
-    def __init__(self, run_dir: Path, enabled: bool, resume: bool) -> None:
+    """metrics.jsonl and TensorBoard. `resume_step`: continue a run resumed from that step's
+    checkpoint: records after it (logged before the run stopped) are dropped first, so that every
+    step appears once; `validated_steps` then tells which kept steps already have a validation."""
+
+    def __init__(self, run_dir: Path, enabled: bool, resume_step: int | None = None) -> None:
         self.enabled = enabled
         self.path = run_dir / "metrics.jsonl"
+        self.validated_steps: set[int] = set()
         self._handle = None
         self._tensorboard = None
         if not enabled:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
-        self._handle = self.path.open("a" if resume else "w", encoding="utf-8")
+        if resume_step is not None:
+            kept = truncate_to_step(self.path, resume_step)
+            self.validated_steps = {r["step"] for r in kept if "val/loss" in r}
+        self._handle = self.path.open("w" if resume_step is None else "a", encoding="utf-8")
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tensorboard = SummaryWriter(str(run_dir / "tensorboard"))
+            # purge_step hides the events of the dropped steps from TensorBoard as well.
+            purge = None if resume_step is None else resume_step + 1
+            self._tensorboard = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
         except ImportError:  # tensorboard is optional: metrics.jsonl has everything
             self._tensorboard = None
 
@@ -53,6 +64,35 @@ class MetricsLog:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def truncate_to_step(path: Path, step: int) -> list[dict]:
+    """Keep the records of steps ≤ `step` (temp + rename: a crash leaves the old file); the kept.
+
+    A line that does not parse is the torn last write of a killed run: dropped with the rest.
+    """
+    if not path.is_file():
+        return []
+    kept_lines, kept = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        logged = record.get("step") if isinstance(record, dict) else None
+        if isinstance(logged, int) and logged <= step:
+            kept_lines.append(line)
+            kept.append(record)
+    temp = path.with_name(f".{path.name}.tmp")
+    try:
+        with temp.open("w", encoding="utf-8") as handle:
+            handle.write("".join(f"{line}\n" for line in kept_lines))
+            handle.flush()
+            os.fsync(handle.fileno())
+        temp.replace(path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return kept
 
 
 def loss_or_dash(value: float | None, digits: int = 3) -> str:

@@ -9,6 +9,8 @@ average is then exactly the gradient of the global weighted mean.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import socket
 import time
@@ -19,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from crlft_train import checkpoint, loss
+from crlft_train import checkpoint, loss, run_folder
 from crlft_train.attention import (
     VARLEN,
     register_varlen_attention,
@@ -27,7 +29,7 @@ from crlft_train.attention import (
     varlen_inputs,
 )
 from crlft_train.config import TrainConfig, auto_peak_lr, lr_at
-from crlft_train.data import PackedBatch, TokenizedData, load_tokenized, pack
+from crlft_train.data import PackedBatch, TokenizedData, check_supervised, load_tokenized, pack
 from crlft_train.ds_config import load_deepspeed_config
 from crlft_train.metrics import MetricsLog, console, loss_or_dash, summary_line
 from crlft_train.model import build_model, count_parameters
@@ -54,6 +56,7 @@ class Run:
     rank: int
     world: int
     device: torch.device
+    plan: dict  # what fixes the data order and the saved state's layout (`run_plan`)
 
 
 # --- setup ----------------------------------------------------------------------------------------
@@ -81,6 +84,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def default_bf16(config: TrainConfig) -> bool:
+    return torch.cuda.is_available() if config.bf16 is None else config.bf16
+
+
 def deepspeed_config(config: TrainConfig, bf16: bool, user: dict | None) -> dict:
     base = {
         "train_micro_batch_size_per_gpu": 1,
@@ -94,17 +101,49 @@ def deepspeed_config(config: TrainConfig, bf16: bool, user: dict | None) -> dict
         return base
     # The file's settings win over the flags' (--zero, precision, clipping); the packing sampler
     # defines the batch: one packed micro-batch per rank per step, no DeepSpeed accumulation.
-    user.pop("train_batch_size", None)
+    user = {key: value for key, value in user.items() if key != "train_batch_size"}
     return {**base, **user, "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 1}
 
 
-def setup(config: TrainConfig) -> Run:
+def run_plan(config: TrainConfig, data: TokenizedData, ds_config: dict) -> dict:
+    """What fixes the data order, the batches and the saved state's layout: a resumed run must
+    match it (`run_folder.check_plan`). Known before the process group starts."""
+    precision = next(
+        (name for name in ("bf16", "fp16") if ds_config.get(name, {}).get("enabled")), "fp32"
+    )
+    return {
+        "data_fingerprint": data.manifest.get("fingerprint"),
+        "sequences": len(data.train),
+        "batch_max_len": config.batch_max_len,
+        "seed": config.seed,
+        "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+        "zero_stage": int(ds_config.get("zero_optimization", {}).get("stage", 0)),
+        "precision": precision,
+    }
+
+
+def parameter_layout(model: torch.nn.Module) -> dict:
+    """The parameters' count and a digest of their names and shapes (the checkpoint's layout)."""
+    # Under ZeRO-3 a parameter's local tensor is empty; DeepSpeed keeps the full shape in ds_shape.
+    shapes = [[name, list(getattr(p, "ds_shape", p.shape))] for name, p in model.named_parameters()]
+    digest = hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:16]
+    return {"count": count_parameters(model), "digest": digest}
+
+
+def prepare(config: TrainConfig) -> tuple[TokenizedData, dict | None]:
+    """Checks that need no process group (every rank makes them alike): bad input fails fast."""
+    config.validate()
+    data = load_tokenized(config.data)
+    check_supervised(data)
+    user_ds = load_deepspeed_config(config.deepspeed_config) if config.deepspeed_config else None
+    return data, user_ds
+
+
+def setup(config: TrainConfig, prepared: tuple[TokenizedData, dict | None] | None = None) -> Run:
     import deepspeed
     from transformers import AutoTokenizer
 
-    config.validate()
-    data = load_tokenized(config.data)  # before the process group: bad input fails fast
-    user_ds = load_deepspeed_config(config.deepspeed_config) if config.deepspeed_config else None
+    data, user_ds = prepared or prepare(config)
     rank, world = init_distributed()
     tokenizer = AutoTokenizer.from_pretrained(str(data.tokenizer_dir), local_files_only=True)
     model = build_model(config.model, config.model_config, len(tokenizer), config.seed)
@@ -112,7 +151,8 @@ def setup(config: TrainConfig) -> Run:
         model.set_attn_implementation(register_varlen_attention())
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    bf16 = torch.cuda.is_available() if config.bf16 is None else config.bf16
+    bf16 = default_bf16(config)
+    ds_config = deepspeed_config(config, bf16, user_ds)
     lengths = [int(n) for n in data.train["length"]]
     sampler = MultipackSampler(lengths, config.batch_max_len, world, config.seed)
     steps = sum(sampler.steps_per_epoch(epoch) for epoch in range(config.epochs))
@@ -129,12 +169,12 @@ def setup(config: TrainConfig) -> Run:
         model=model,
         optimizer=optimizer,
         lr_scheduler=schedule,
-        config=deepspeed_config(config, bf16, user_ds),
+        config=ds_config,
     )
     class_index = {name: i for i, name in enumerate(data.classes)}
     return Run(
         config, data, tokenizer, engine, sampler, lengths, class_index, total_steps, peak,
-        rank, world, engine.device,
+        rank, world, engine.device, run_plan(config, data, ds_config),
     )  # fmt: skip
 
 
@@ -288,7 +328,7 @@ def length_groups(lengths: list[int], max_waste: float = 0.25) -> list[list[int]
 
 
 def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
-    value = value.detach().clone().float()
+    value = value.detach().clone().to(loss.SUM_DTYPE)  # sums stay float64 (see loss.weighted_sums)
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value
 
@@ -303,7 +343,7 @@ def backward(run: Run, bins: list[list[int]]) -> tuple[loss.WeightedSums, torch.
     global_weight = all_reduce_sum(sums.weight_sum)
     # DeepSpeed averages gradients over ranks: × world size makes the average the global mean's.
     step_loss = loss.weighted_mean_loss(sums.loss_sum, global_weight) * run.world
-    run.engine.backward(step_loss)
+    run.engine.backward(step_loss.float())  # the dtype DeepSpeed's loss scaling expects
     return sums, global_weight
 
 
@@ -371,16 +411,16 @@ def summed_losses(
     on_batch: Callable[[], None] = lambda: None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Without gradients: ([Σ w·CE, Σ w], [[Σ w·CE, Σ w] per class]) over batches of rows."""
-    totals = torch.zeros(2)
-    per_class = torch.zeros(len(class_index), 2)
+    totals = torch.zeros(2, dtype=loss.SUM_DTYPE)  # float64 across batches too
+    per_class = torch.zeros(len(class_index), 2, dtype=loss.SUM_DTYPE)
     with torch.no_grad():
         for rows in row_batches:
             sums = packed_loss_sums(
                 model, pack(rows, class_index), len(class_index), per_sequence_loss, device
             )
-            totals += torch.stack([sums.loss_sum, sums.weight_sum]).float().cpu()
+            totals += torch.stack([sums.loss_sum, sums.weight_sum]).to(totals)
             for index, part in sums.per_class.items():
-                per_class[index] += torch.stack([part.loss_sum, part.weight_sum]).float().cpu()
+                per_class[index] += torch.stack([part.loss_sum, part.weight_sum]).to(totals)
             on_batch()
     return totals, per_class
 
@@ -397,7 +437,11 @@ def evaluate(run: Run) -> dict:
         run.config.per_sequence_loss, run.device,
     )  # fmt: skip
     run.engine.train()
-    totals, per_class = all_reduce_sum(totals), all_reduce_sum(per_class)
+    # On the device: an NCCL group has no CPU all-reduce.
+    totals, per_class = (
+        all_reduce_sum(totals.to(run.device)),
+        all_reduce_sum(per_class.to(run.device)),
+    )
     record = {"val/loss": (totals[0] / totals[1].clamp(min=1e-12)).item()}
     record.update({f"val/{k}": v for k, v in class_losses(run.class_index, per_class).items()})
     return record
@@ -410,19 +454,20 @@ SNAPSHOTS = "snapshots"  # --export-every: Hugging Face folders of intermediate 
 
 
 def train(config: TrainConfig) -> Path | None:
-    run = setup(config)
-    state = None
+    data, user_ds = prepare(config)
+    run_folder.check_output(config.output, config.resume, config.overwrite)
     if config.resume:
-        state = checkpoint.load_checkpoint(run.engine, config.output, lambda m: announce(run, m))
-    step = saved_step = 0
-    if state:
-        run.sampler.load_state_dict(state["sampler"])
-        step = saved_step = state["step"]
-        announce(run, f"resumed from step {step} ({config.output / checkpoint.CHECKPOINTS})")
-    elif config.resume:
-        announce(run, f"--resume: no checkpoint in {config.output}, starting from step 0")
+        plan = run_plan(config, data, deepspeed_config(config, default_bf16(config), user_ds))
+        run_folder.check_plan(config.output, plan)
+    run = setup(config, (data, user_ds))
+    if config.overwrite and run.rank == 0:
+        run_folder.clear_run(config.output)
+    checkpoint.barrier()  # no rank writes before the old run is gone
+    state = resume(run) if config.resume else None
+    step = saved_step = state["step"] if state else 0
     announce(run, describe(run))
-    with MetricsLog(config.output, enabled=run.rank == 0, resume=state is not None) as log:
+    resumed_at = step if state else None  # metrics.jsonl drops what was logged after it
+    with MetricsLog(config.output, enabled=run.rank == 0, resume_step=resumed_at) as log:
         for epoch in range(run.sampler.epoch, config.epochs):
             run.sampler.set_epoch(epoch)
             for bins in run.sampler:
@@ -441,11 +486,66 @@ def train(config: TrainConfig) -> Path | None:
                     log_validation(run, log, step)
                 if config.export_every and step % config.export_every == 0:
                     export(run, step, config.output / SNAPSHOTS / f"step-{step}")
-        if not config.eval_every or step % config.eval_every:
+        if (not config.eval_every or step % config.eval_every) and not validated(run, log, step):
             log_validation(run, log, step)  # always end with a validation loss
     if step != saved_step:  # never rewrite the checkpoint `latest` names: a crash would lose it
         save(run, step)
     return export(run, step)
+
+
+def validated(run: Run, log: MetricsLog, step: int) -> bool:
+    """Whether metrics.jsonl has a validation at `step` already (a run resumed at its last step,
+    to export it again). Rank 0 holds the log; every rank must agree, validation is collective."""
+    return checkpoint.all_ranks_agree(run.rank != 0 or step in log.validated_steps, run.device)
+
+
+def resume(run: Run) -> dict | None:
+    """Load the newest loadable checkpoint: model, optimiser, schedule, sampler, RNGs; say what
+    differs from the checkpoint's options (the command line wins: `run_folder`)."""
+    output = run.config.output
+    run_folder.check_model(output, parameter_layout(run.engine.module))
+    state = checkpoint.load_checkpoint(run.engine, output, lambda m: announce(run, m))
+    if state is None:
+        announce(run, f"--resume: no checkpoint in {output}, starting from step 0")
+        return None
+    try:
+        run.sampler.load_state_dict(state["sampler"])
+    except ValueError as exc:  # a checkpoint without a record: the sampler's own check
+        raise checkpoint.CheckpointError(
+            f"--resume: {exc}: pass the checkpoint's options, or --overwrite to start over"
+        ) from exc
+    notice = run_folder.option_changes(state.get("run", {}).get("options", {}), options(run))
+    if notice:
+        announce(run, notice)
+    set_peak_lr(run)
+    announce(run, f"resumed from step {state['step']} ({output / checkpoint.CHECKPOINTS})")
+    return state
+
+
+def set_peak_lr(run: Run) -> None:
+    """Make this run's peak LR the schedule's: loading restored the checkpoint's (the scheduler's
+    base LRs and each group's current LR), and --lr on the command line wins over it."""
+    scheduler = run.engine.lr_scheduler
+    if all(base == run.peak_lr for base in scheduler.base_lrs):
+        return
+    factor = scheduler.lr_lambdas[0](scheduler.last_epoch)  # this run's schedule at the step
+    scheduler.base_lrs = [run.peak_lr for _ in scheduler.base_lrs]
+    for group in scheduler.optimizer.param_groups:
+        group["initial_lr"] = run.peak_lr
+        group["lr"] = run.peak_lr * factor
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+
+
+def options(run: Run) -> dict:
+    """The options a resumed run may change (`run_folder.OPTION_FLAGS`), as this run has them."""
+    config = run.config
+    return {
+        "lr": run.peak_lr, "epochs": config.epochs, "max_steps": config.max_steps,
+        "per_sequence_loss": config.per_sequence_loss,
+        "gradient_checkpointing": config.gradient_checkpointing, "attention": config.attention,
+        "eval_every": config.eval_every, "save_every": config.save_every,
+        "export_every": config.export_every,
+    }  # fmt: skip
 
 
 def log_validation(run: Run, log: MetricsLog, step: int) -> None:
@@ -470,8 +570,13 @@ def check_finite(run: Run, record: dict, step: int) -> None:
 
 
 def save(run: Run, step: int) -> Path:
-    client = {"step": step, "sampler": run.sampler.state_dict()}
-    return checkpoint.save_checkpoint(run.engine, run.config.output, step, client)
+    record = {
+        "plan": run.plan,
+        "parameters": parameter_layout(run.engine.module),
+        "options": options(run),
+    }
+    client = {"step": step, "sampler": run.sampler.state_dict(), "run": record}
+    return checkpoint.save_checkpoint(run.engine, run.config.output, step, client, record)
 
 
 def export(run: Run, step: int, folder: Path | None = None) -> Path | None:
