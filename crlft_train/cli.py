@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 
@@ -26,6 +27,22 @@ TRAIN_EXTRA = "pip install 'sharegpt-tools[train]'"
 MODEL = "Model"
 OPTIM = "Optimisation"
 RUN = "Run"
+
+
+def hide_flag_type_placeholders() -> None:
+    """typer's help shows a `<bool>` type beside on/off flags as if they took a value; a flag's
+    help row shows no type instead. (sharegpt_tools.cli.common does the same for its commands:
+    the two packages import nothing from each other.)"""
+    option = typer.core.TyperOption
+    shown = option.display_type_rich
+
+    def display_type_rich(self: typer.core.TyperOption, ctx: object) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    option.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+hide_flag_type_placeholders()
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -16,7 +16,7 @@ sharegpt-tools toy-tokenizer -w data -o data/tokenizer
 sharegpt-tools tokenize --tokenizer data/tokenizer --position before-speaker -w data
 sharegpt-tools render --sample 1 -w data
 echo "tokenized dataset (datasets.load_from_disk): $ROOT/data/tokenized"
-crlft-train data --output runs/demo --model-config tiny --max-steps 30 --batch-max-len 4096
+crlft-train data --output runs/demo --overwrite --model-config tiny --max-steps 30 --batch-max-len 4096
 crlft-chat runs/demo --prompt "How do I reverse a list in Python?" --max-new-tokens 32
 echo "trained model (transformers.AutoModelForCausalLM.from_pretrained): $ROOT/runs/demo/final"
 sharegpt-tools report -w data --run runs/demo -o data/report.html

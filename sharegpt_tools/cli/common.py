@@ -8,6 +8,7 @@ from typing import Annotated, NoReturn
 import typer
 import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -47,7 +48,8 @@ WorkspaceOption = Annotated[
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """One readable line for a user error, no traceback."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Escaped: a message is text; an id or a path like `runs/[exp]` must not read as markup.
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -586,6 +586,7 @@ def test_every_option_has_a_description_and_attention_is_a_choice(tmp_path: Path
         assert not undescribed, f"{command.__name__}: {undescribed} have no --help text"
         shown = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
         assert shown.exit_code == 0 and all(p.opts[0] in shown.output for p in params)
+        assert "<bool>" not in shown.output, "an on/off flag takes no value"
     assert "(0: only at the end" in invoke_train("--help").output
     # --attention is a choice: a typo is a usage error listing the implemented modes.
     typo = invoke_train(tmp_path, "--attention", "varlan")
