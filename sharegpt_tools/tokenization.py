@@ -93,16 +93,7 @@ def resolve_input(ws: Workspace, explicit: Path | None = None) -> InputStage:
     sub = ws.stage("subsampled")
     if not sub.exists():
         return InputStage("labeled", ws.stage("labeled"), labeled, "no subsampled/ stage")
-    if not (sub / MANIFEST).is_file():
-        raise StageError(f"{sub} is incomplete (no {MANIFEST}): re-run subsample or remove it")
-    manifest = ws.manifest("subsampled")
-    made_from = (manifest.get("parent") or {}).get("fingerprint")
-    if made_from != labeled["fingerprint"]:
-        raise StageError(
-            f"{sub} is stale: made from labeled fingerprint {made_from}, but labeled/ is now "
-            f"{labeled['fingerprint']}; re-run `sharegpt-tools subsample ... -w {ws.root}` "
-            f"or remove {sub}"
-        )
+    manifest = ws.require_current("subsampled", "labeled")  # the check export shares
     return InputStage("subsampled", sub, manifest, "subsampled/ is up to date with labeled/")
 
 

@@ -12,12 +12,17 @@ Accounting invariant: every input row lands in exactly one of the two files.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -47,6 +52,11 @@ from sharegpt_tools.workspace import (
 
 CANDIDATES = ".candidates.parquet"
 SPILLED_SCHEMA = pa.schema([CANDIDATE_SCHEMA.field(name) for name in SPILLED_COLUMNS])
+# Options that change how the stage runs, never what it writes (chunks are cleaned row by row and
+# consumed in input order, so neither the worker count nor the chunk size changes a row): kept in
+# the manifest, left out of the fingerprint so that a re-run with other ones is not "new data".
+EXECUTION_OPTIONS = ("workers", "batch_size")
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 ProgressCallback = Callable[[int, int, int], None]  # (bytes read, total bytes, rows read)
 
@@ -63,9 +73,43 @@ class CleanResult:
 _worker_cleaner: RowCleaner | None = None
 
 
-def _init_worker(options: CleanOptions, scheme: MinHashScheme | None) -> None:
+def _init_worker(options: CleanOptions, scheme: MinHashScheme | None, parent_pid: int) -> None:
     global _worker_cleaner
+    exit_with_parent(parent_pid)
+    # Ctrl-C reaches the whole process group: the main process alone decides, and stops the
+    # workers itself (else each one prints a KeyboardInterrupt traceback).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_cleaner = RowCleaner(options, scheme)
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Make this worker end when the main process does, however it ends.
+
+    A worker whose parent was killed (SIGKILL, the OOM killer) would otherwise wait on the task
+    pipe forever, holding its memory, and keep multiprocessing's resource tracker alive with it.
+    Linux delivers SIGTERM on the parent's death (PR_SET_PDEATHSIG); elsewhere a thread watches
+    for the parent's pid to change.
+    """
+    if not set_parent_death_signal(signal.SIGTERM):
+        threading.Thread(target=watch_parent, args=(parent_pid,), daemon=True).start()
+    if os.getppid() != parent_pid:  # the parent died before the death signal was armed
+        os._exit(1)
+
+
+def set_parent_death_signal(signum: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def watch_parent(parent_pid: int, interval_s: float = 1.0) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(interval_s)
+    os._exit(1)
 
 
 def _clean_chunk_in_worker(rows: list[RawRow]) -> ChunkResult:
@@ -93,9 +137,13 @@ def clean_chunks(rows: Iterable[RawRow], options: CleanOptions) -> Iterator[Chun
         return
     # spawn, not fork: the parent holds Arrow/polars thread pools that a fork would copy mid-flight.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(options, scheme)
-    ) as pool:
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(options, scheme, os.getpid()),
+    )
+    try:
         pending: deque[Future[ChunkResult]] = deque()
         for chunk in chunked(rows, options.batch_size):
             pending.append(pool.submit(_clean_chunk_in_worker, chunk))
@@ -103,6 +151,22 @@ def clean_chunks(rows: Iterable[RawRow], options: CleanOptions) -> Iterator[Chun
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+    except BaseException:  # an error, Ctrl-C, SIGTERM (Terminated), or the consumer closing us
+        stop_workers(pool)
+        raise
+    pool.shutdown()
+
+
+def stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Drop the queued chunks and end the workers now, instead of waiting (as `shutdown` does)
+    for the chunks in flight, whose results nobody will read."""
+    # No public handle on the processes before Python 3.14, and shutdown() forgets them.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 # --- main side ------------------------------------------------------------------------------------
@@ -177,7 +241,8 @@ def run_clean(
     reader = RowReader(inputs)
     accounting = Accounting()
     timings: dict[str, float] = {}
-    with workspace.writing_stage("clean") as out:
+    # The input's size sizes the advice if the disk fills up (the output is about as large).
+    with workspace.writing_stage("clean", expected_bytes=reader.total_bytes) as out:
         rejects = RejectSink(out / REJECTS, accounting)
         state = DedupState(options)
         # The spill is temporary: lz4 and no dictionary pages cost the main process far less
@@ -185,8 +250,10 @@ def run_clean(
         spill = pq.ParquetWriter(
             out / CANDIDATES, SPILLED_SCHEMA, compression="lz4", use_dictionary=False
         )
-        with spill as candidates:
-            for chunk in clean_chunks(reader, options):
+        # closing(): on any error the workers are stopped here, not whenever the generator is
+        # collected (the traceback keeps it alive until the error is handled).
+        with spill as candidates, closing(clean_chunks(reader, options)) as chunks:
+            for chunk in chunks:
                 accounting.rows_in += chunk.kept.num_rows + chunk.rejects.num_rows
                 accounting.fixes.update(chunk.fixes)
                 rejects.write(chunk.rejects)
@@ -351,5 +418,6 @@ def build_manifest(
         counts,
         timings,
         inputs=inputs,
+        execution_only=EXECUTION_OPTIONS,
         files={"conversations": CONVERSATIONS, "rejects": REJECTS},
     )

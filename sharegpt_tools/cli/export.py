@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from sharegpt_tools.cli.common import WorkspaceOption, console, fail
-from sharegpt_tools.export import ExportFormat
+from sharegpt_tools.export import ExportFormat, ExportStage
 
 
 def export(
@@ -22,12 +22,12 @@ def export(
         ),
     ] = ExportFormat.SHAREGPT,
     stage: Annotated[
-        str | None,
+        ExportStage | None,
         typer.Option(
             "--input",
             "-i",
-            help="Stage name (clean, labeled, subsampled) or folder; default: the most processed "
-            "one present.",
+            help="Stage to export; default: the most processed one present. A subsampled/ made "
+            "from an older labeled/ is refused, as tokenize refuses it.",
         ),
     ] = None,
     workspace: WorkspaceOption = Path("data"),
@@ -39,7 +39,7 @@ def export(
 
     try:
         folder = resolve_stage(Workspace(workspace), stage)
+        count = export_stage(folder, output, fmt)
     except StageError as exc:
         fail(str(exc))
-    count = export_stage(folder, output, fmt)
     console.print(f"read {folder}, wrote {count:,} conversations to [bold]{output}[/] ({fmt})")

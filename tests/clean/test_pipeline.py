@@ -9,11 +9,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from sharegpt_tools.clean.pipeline import run_clean
+from sharegpt_tools.clean.pipeline import EXECUTION_OPTIONS, run_clean
 from sharegpt_tools.clean.refusals import RefusalMode
 from sharegpt_tools.clean.steps import CleanOptions
 from sharegpt_tools.io.readers import InputError
-from sharegpt_tools.workspace import Workspace
+from sharegpt_tools.workspace import Workspace, stage_manifest
 
 STORY = (
     "Paris is the capital of France and has been the center of French political life for "
@@ -66,14 +66,30 @@ def test_every_sample_row_lands_in_exactly_one_file(sample_raw: Path, tmp_path: 
     assert any(o is None for o in originals) and any(isinstance(o, str) for o in originals)
 
 
-def test_parallel_and_serial_runs_agree(sample_raw: Path, tmp_path: Path) -> None:
-    frames = []
-    for workers in (1, 2):
-        result = run_clean(
-            [sample_raw], Workspace(tmp_path / f"ws{workers}"), CleanOptions(workers=workers)
-        )
-        frames.append(pl.read_parquet(result.stage / "conversations.parquet"))
-    assert frames[0].equals(frames[1])
+def test_worker_count_changes_neither_the_data_nor_the_fingerprint(
+    sample_raw: Path, tmp_path: Path
+) -> None:
+    """--workers is how the stage runs, not what it makes: byte-identical files, one fingerprint
+    (so a re-run with more workers is not new data downstream), the count still recorded."""
+    results = [
+        run_clean([sample_raw], Workspace(tmp_path / f"ws{n}"), CleanOptions(workers=n))
+        for n in (1, 2)
+    ]
+    serial, parallel = (r.stage / "conversations.parquet" for r in results)
+    assert serial.read_bytes() == parallel.read_bytes()
+    assert results[0].manifest["fingerprint"] == results[1].manifest["fingerprint"]
+    assert [r.manifest["options"]["workers"] for r in results] == [1, 2]
+    manifest = results[0].manifest
+
+    def fingerprint_with(**changed: object) -> str:
+        options = {**manifest["options"], **changed}
+        inputs = manifest["inputs"]
+        return stage_manifest(
+            "clean", options, {}, {}, inputs=inputs, execution_only=EXECUTION_OPTIONS
+        )["fingerprint"]
+
+    assert fingerprint_with(workers=8, batch_size=64) == manifest["fingerprint"]
+    assert fingerprint_with(min_turns=4) != manifest["fingerprint"]  # options that shape data do
 
 
 def test_duplicates_name_the_kept_id(tmp_path: Path) -> None:
@@ -88,7 +104,9 @@ def test_duplicates_name_the_kept_id(tmp_path: Path) -> None:
     details = dict(zip(rejects["reason"], rejects["detail"], strict=True))
     assert details["exact_duplicate"] == "same text as kept id first"
     assert details["near_duplicate"].startswith("near duplicate of kept id first")
-    assert details["duplicate_id"] == "id already used by the row at raw.json:0"
+    # source is the path as given (here absolute), then the row's position
+    raw = tmp_path / "raw.json"
+    assert details["duplicate_id"] == f"id already used by the row at {raw}:0"
 
 
 def test_dedup_can_be_disabled(tmp_path: Path) -> None:
