@@ -210,6 +210,12 @@ def test_clean_on_a_full_disk(tmp_path: Path, full_disk: Callable[..., None]) ->
     assert "this stage needs " in str(error.value)
     assert stage_snapshot(ws, "clean") == before
     assert [p.name for p in ws.root.iterdir()] == ["clean"]
+    # and the command says it in one line, exit 2, not a traceback
+    args = ["clean", str(raw), "-w", str(ws.root), "--workers", "1", "--lang-backend", "none"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "no space left on device writing" in result.output
+    assert stage_snapshot(ws, "clean") == before
 
 
 RULES = """\

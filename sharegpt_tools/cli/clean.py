@@ -153,7 +153,7 @@ def clean(
     from sharegpt_tools.clean.pipeline import run_clean
     from sharegpt_tools.clean.steps import CleanOptions
     from sharegpt_tools.io.readers import InputError
-    from sharegpt_tools.workspace import Workspace
+    from sharegpt_tools.workspace import StageError, Workspace
 
     options = CleanOptions(
         html=html,
@@ -184,7 +184,7 @@ def clean(
 
         try:
             result = run_clean(list(raw), ws, options, progress=report)
-        except InputError as exc:
+        except (InputError, StageError) as exc:  # StageError: e.g. the disk filled up
             bar.stop()
             fail(str(exc))
     print_layouts(result.manifest["inputs"])
