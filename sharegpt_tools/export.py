@@ -18,15 +18,8 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 
-from sharegpt_tools.workspace import (
-    CONVERSATIONS,
-    StageError,
-    Workspace,
-    disk_full_reason,
-    human_bytes,
-    is_disk_full,
-    unchanged_note,
-)
+from sharegpt_tools.stage_faults import disk_full_reason, human_bytes, is_disk_full, unchanged_note
+from sharegpt_tools.workspace import CONVERSATIONS, StageError, Workspace
 
 OPENAI_ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
 EXTRA_FIELDS = ("model", "language", "class", "weight", "condition")

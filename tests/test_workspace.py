@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sharegpt_tools.workspace import WRITING_LOCK, Workspace, own_start
+from sharegpt_tools.stage_faults import WRITING_LOCK, own_start
+from sharegpt_tools.workspace import Workspace
 
 
 def test_a_stage_folder_gets_the_users_umask_not_mkdtemps_private_mode(tmp_path: Path) -> None:
