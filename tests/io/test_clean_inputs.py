@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import subprocess
 import sys
@@ -175,25 +174,6 @@ def test_same_file_name_in_two_folders_stays_apart(
     assert rejects["source"].to_list() == ["b/part.json:0"]
     assert rejects["detail"].to_list() == ["id already used by the row at a/part.json:0"]
     assert [i["path"] for i in manifest["inputs"]] == ["a/part.json", "b/part.json"]
-
-
-@pytest.mark.parametrize(
-    ("name", "data", "message"),
-    [
-        ("cut.json.zst", zstandard.ZstdCompressor().compress(MANY)[:-20], "is truncated"),
-        ("junk.json.zst", b"definitely not zstd", "is not a valid zstd stream"),
-        ("cut.json.gz", gzip.compress(MANY)[:-20], "is truncated"),
-        ("junk.jsonl.gz", b"definitely not gzip", "is not a valid gzip stream"),
-    ],
-)
-def test_damaged_compressed_input_is_one_line(
-    tmp_path: Path, name: str, data: bytes, message: str
-) -> None:
-    raw = tmp_path / name
-    raw.write_bytes(data)
-    line = refused(clean(tmp_path / "ws", raw))
-    assert f"{raw}: {message}" in line
-    assert not (tmp_path / "ws" / "clean").exists()
 
 
 def test_damaged_zstd_has_no_traceback_in_a_real_process(tmp_path: Path) -> None:
