@@ -27,7 +27,6 @@ def conversation(row_id: str, question: str = "What is the capital of France?") 
 ROWS = [conversation("a"), conversation("b", "And of Italy?")]
 PRETTY = [json.dumps(row, indent=2) for row in ROWS]
 WRAPPED = "JSON object wrapping a list under 'data'"
-MANY = json.dumps(ROWS * 50).encode()
 
 
 def clean(workspace: Path, *inputs: Path | str, options: tuple[str, ...] = ()) -> Result:
