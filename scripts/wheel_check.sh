@@ -17,8 +17,13 @@ mkdir -p "$WORK"
 step() { printf '\n== %s\n' "$*"; }
 
 step "build the wheel"
-"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/dist" "$ROOT" >"$WORK/build.log" 2>&1 \
-  || { cat "$WORK/build.log"; exit 1; }
+# From a copy of the source files (tracked, or new and not ignored): setuptools builds in the
+# tree's build/ folder, where a module deleted since the last build would linger into the wheel.
+mkdir -p "$WORK/src"
+git -C "$ROOT" ls-files -z --cached --others --exclude-standard \
+  | tar -C "$ROOT" --null --files-from=- --ignore-failed-read -cf - | tar -xf - -C "$WORK/src"
+"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/dist" "$WORK/src" >"$WORK/build.log" \
+  2>&1 || { cat "$WORK/build.log"; exit 1; }
 WHEEL="$(ls "$WORK"/dist/sharegpt_tools-*.whl)"
 echo "$WHEEL"
 "$PYTHON" - "$WHEEL" <<'PY'
