@@ -116,7 +116,7 @@ def check_varlen_kernel() -> float:
 
     from crlft_train.attention import register_varlen_attention
     from crlft_train.data import PackedBatch
-    from crlft_train.train import packed_loss_sums
+    from crlft_train.forward import packed_loss_sums
 
     device = torch.device("cuda")
     torch.manual_seed(0)

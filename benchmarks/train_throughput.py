@@ -8,7 +8,7 @@ steps for --batch-max-len):
 1. crlft-train, the real command (DeepSpeed engine, ZeRO 0, fp32): tokens/s per step from its
    metrics.jsonl, steps 3.. (median), and its packing efficiency;
 2. in-process, no DeepSpeed, the same model and steps, median step time of
-   a. the packed step with the C-RLFT weighted loss (`train.packed_loss_sums`: the step's
+   a. the packed step with the C-RLFT weighted loss (`forward.packed_loss_sums`: the step's
       sequences run as a padded sub-batch, see its docstring),
    b. the same step with an unweighted loss (plain mean CE of the supervised tokens), and
    c. a plain transformers loop: the same sequences of each step as one padded batch
@@ -76,9 +76,9 @@ def in_process_rates(ws: Path, steps: int, batch_max_len: int, attention: str) -
 
     from crlft_train.attention import register_varlen_attention
     from crlft_train.data import load_tokenized, pack
+    from crlft_train.forward import logits_at, packed_loss_sums
     from crlft_train.model import build_model
     from crlft_train.packing import MultipackSampler
-    from crlft_train.train import logits_at, packed_loss_sums
 
     data = load_tokenized(ws)
     tokenizer = AutoTokenizer.from_pretrained(str(data.tokenizer_dir), local_files_only=True)

@@ -153,7 +153,7 @@ def evaluate_conditions(
     progress: ProgressCallback | None = None,
 ) -> ConditionTable:
     from crlft_train.checkpoint import expert_condition
-    from crlft_train.train import scoring_plan, summed_losses
+    from crlft_train.forward import scoring_plan, summed_losses
 
     data = load_tokenized(data_path)
     if data.validation is None or len(data.validation) == 0:

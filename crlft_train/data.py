@@ -3,7 +3,7 @@
 `crlft_train` reads only `tokenized/` (the contract written by `sharegpt-tools tokenize`): a
 `datasets` DatasetDict, its manifest and the tokenizer saved beside it. A micro-batch is several
 whole sequences that the packer chose to share a step, held as one concatenated row with
-per-sequence `position_ids`; `train.logits_at` runs them side by side so that no token ever sees
+per-sequence `position_ids`; `forward.logits_at` runs them side by side so that no token ever sees
 another sequence.
 """
 
@@ -175,7 +175,7 @@ def block_causal_mask(lengths: list[int], dtype: torch.dtype) -> torch.Tensor:
 
     The reference semantics of a packed row (the tests compare the trainer's loss with a forward
     under this mask). Training does not use it: the dense mask costs T² attention (see
-    `train.logits_at`). An additive float mask works with both the SDPA and eager attention of
+    `forward.logits_at`). An additive float mask works with both the SDPA and eager attention of
     transformers; a bool mask is misread by eager attention.
     """
     total = sum(lengths)

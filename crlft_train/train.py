@@ -14,7 +14,6 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,14 +22,19 @@ import torch.distributed as dist
 
 from crlft_train import checkpoint, loss, run_folder
 from crlft_train.attention import (
-    VARLEN,
     register_varlen_attention,
     torch_varlen_kernel,
-    varlen_inputs,
 )
 from crlft_train.config import TrainConfig, auto_peak_lr, lr_at
-from crlft_train.data import PackedBatch, TokenizedData, check_supervised, load_tokenized, pack
+from crlft_train.data import TokenizedData, check_supervised, load_tokenized, pack
 from crlft_train.ds_config import load_deepspeed_config
+from crlft_train.forward import (
+    all_reduce_sum,
+    class_losses,
+    packed_loss_sums,
+    scoring_plan,
+    summed_losses,
+)
 from crlft_train.metrics import MetricsLog, console, loss_or_dash, summary_line
 from crlft_train.model import build_model, count_parameters
 from crlft_train.packing import MultipackSampler, packing_efficiency
@@ -202,144 +206,16 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 # --- one step -------------------------------------------------------------------------------------
 
 
-def forward_loss(run: Run, batch: PackedBatch) -> loss.WeightedSums:
-    return packed_loss_sums(
-        run.engine, batch, len(run.class_index), run.config.per_sequence_loss, run.device
-    )
-
-
-def packed_loss_sums(
-    model: torch.nn.Module,
-    batch: PackedBatch,
-    num_classes: int,
-    per_sequence_loss: bool,
-    device: torch.device,
-) -> loss.WeightedSums:
-    """Σ w·CE, Σ w and per-class sums of one packed micro-batch (model: engine or plain module).
-
-    Attention never crosses a sequence boundary and costs Σ L² rather than T² for the whole pack:
-    with varlen attention the packed row runs as it is (`crlft_train.attention`); otherwise its
-    sequences run side by side as right-padded sub-batches (a dense block-diagonal mask over the
-    packed row made the step 0.53× a padded loop on a CPU, benchmarks/README.md). The result
-    equals `loss.weighted_sums(loss.token_losses(packed logits, labels), weights)` (tested).
-    """
-    targets = batch.labels[0, 1:]
-    weights = batch.weights[0, 1:]
-    if per_sequence_loss:
-        weights = loss.per_sequence_weights(
-            weights, loss.sequence_ids_from_lengths(batch.lengths)[1:]
-        )
-    positions = torch.nonzero(targets != loss.IGNORE_INDEX).squeeze(1)
-    if positions.numel() == 0:
-        positions = torch.zeros(1, dtype=torch.long)  # keeps the graph; its weight is 0
-    logits = logits_at(model, batch, positions, device)
-    token_ce = torch.nn.functional.cross_entropy(
-        logits.float(), targets[positions].clamp(min=0).to(device), reduction="none"
-    )
-    kept_weights = weights[positions].to(device)
-    classes = batch.class_ids[0, 1:][positions].to(device)
-    return loss.weighted_sums(token_ce, kept_weights, classes, num_classes)
-
-
-def logits_at(
-    model: torch.nn.Module, batch: PackedBatch, positions: torch.Tensor, device: torch.device
-) -> torch.Tensor:
-    """[K, V] logits at packed-row `positions`."""
-    module = getattr(model, "module", model)  # the DeepSpeed engine wraps the model
-    if module.config._attn_implementation == VARLEN:
-        return varlen_logits_at(model, batch, positions, device)
-    return padded_logits_at(model, batch, positions, device)
-
-
-def varlen_logits_at(
-    model: torch.nn.Module, batch: PackedBatch, positions: torch.Tensor, device: torch.device
-) -> torch.Tensor:
-    """The packed row in one forward: varlen attention, and the LM head only where needed."""
-    output = model(
-        input_ids=batch.input_ids.to(device),
-        position_ids=batch.position_ids.to(device),
-        logits_to_keep=positions.to(device),
-        use_cache=False,
-        **varlen_inputs(batch.lengths, device),
-    )
-    return output.logits[0]
-
-
-def padded_logits_at(
-    model: torch.nn.Module, batch: PackedBatch, positions: torch.Tensor, device: torch.device
-) -> torch.Tensor:
-    """[K, V] logits at packed-row `positions`, computed on padded sub-batches of the sequences.
-
-    Position p of the packed row predicts token p + 1, which lies in the same sequence: the first
-    token of every sequence is never a target (`data.pack`). Sequences of similar length share a
-    sub-batch (`length_groups`), so one long sequence does not pad twenty short ones to its size.
-    """
-    sequence = loss.sequence_ids_from_lengths(batch.lengths)
-    offsets = torch.cumsum(torch.tensor(batch.lengths), 0) - torch.tensor(batch.lengths)
-    pieces = torch.split(batch.input_ids[0], batch.lengths)
-    rows = sequence[positions]
-    chunks, order = [], []
-    for group in length_groups(batch.lengths):
-        wanted = torch.nonzero(torch.isin(rows, torch.tensor(group))).squeeze(1)
-        if wanted.numel() == 0:
-            continue  # no supervised token in these sequences: skip their forward
-        ids, attention = padded([pieces[i] for i in group])
-        output = model(
-            input_ids=ids.to(device), attention_mask=attention.to(device), use_cache=False
-        )
-        slot = {sequence_index: slot for slot, sequence_index in enumerate(group)}
-        local_rows = torch.tensor([slot[int(r)] for r in rows[wanted]])
-        local_positions = positions[wanted] - offsets[rows[wanted]]
-        chunks.append(output.logits[local_rows.to(device), local_positions.to(device)])
-        order.append(wanted)
-    inverse = torch.argsort(torch.cat(order))
-    return torch.cat(chunks)[inverse.to(device)]
-
-
-def padded(pieces: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded [n, longest] token ids and the matching attention mask."""
-    width = max(piece.numel() for piece in pieces)
-    ids = torch.zeros((len(pieces), width), dtype=torch.long)
-    attention = torch.zeros((len(pieces), width), dtype=torch.long)
-    for row, piece in enumerate(pieces):
-        ids[row, : piece.numel()] = piece
-        attention[row, : piece.numel()] = 1
-    return ids, attention
-
-
-def length_groups(lengths: list[int], max_waste: float = 0.25) -> list[list[int]]:
-    """Sequence indices in groups of similar length (longest first), each padding at most
-    `max_waste` of its real tokens."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    groups: list[list[int]] = []
-    current: list[int] = []
-    real = 0
-    for index in order:
-        if current and (len(current) + 1) * lengths[current[0]] > (1 + max_waste) * (
-            real + lengths[index]
-        ):
-            groups.append(current)
-            current, real = [], 0
-        current.append(index)
-        real += lengths[index]
-    if current:
-        groups.append(current)
-    return groups
-
-
-def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
-    value = value.detach().clone().to(loss.SUM_DTYPE)  # sums stay float64 (see loss.weighted_sums)
-    dist.all_reduce(value, op=dist.ReduceOp.SUM)
-    return value
-
-
 def backward(run: Run, bins: list[list[int]]) -> tuple[loss.WeightedSums, torch.Tensor]:
     """Forward and backward of this rank's micro-batch of a step; (its sums, global Σ w).
 
     After it, every rank holds the gradient of the step's global weighted mean loss.
     """
     rows = [run.data.train[i] for i in bins[run.rank]]
-    sums = forward_loss(run, pack(rows, run.class_index))
+    sums = packed_loss_sums(
+        run.engine, pack(rows, run.class_index), len(run.class_index),
+        run.config.per_sequence_loss, run.device,
+    )  # fmt: skip
     global_weight = all_reduce_sum(sums.weight_sum)
     # DeepSpeed averages gradients over ranks: × world size makes the average the global mean's.
     step_loss = loss.weighted_mean_loss(sums.loss_sum, global_weight) * run.world
@@ -381,48 +257,6 @@ def gradient_norm(run: Run) -> float:
     squares = [p.grad.detach().float().pow(2).sum() for p in run.engine.module.parameters()
                if p.grad is not None]  # fmt: skip
     return torch.stack(squares).sum().sqrt().item() if squares else 0.0
-
-
-def class_losses(class_index: dict[str, int], totals: torch.Tensor) -> dict:
-    """Mean CE per class over its supervised tokens (Σ w·CE / Σ w: the class weight cancels).
-
-    None (JSON null) for a class with no supervised token in the batch: a step of a rare class's
-    absence is normal, and NaN would be invalid JSON in metrics.jsonl.
-    """
-    out = {}
-    for name, i in class_index.items():
-        weight = totals[i, 1].item()
-        out[f"loss/{name}"] = totals[i, 0].item() / weight if weight else None
-    return out
-
-
-def scoring_plan(lengths: list[int], batch_max_len: int, world: int) -> list[list[list[int]]]:
-    """Every row exactly once, packed `batch_max_len` tokens per rank and batch (no shuffling)."""
-    clipped = [min(int(n), batch_max_len) for n in lengths]
-    return MultipackSampler(clipped, batch_max_len, world, seed=0).plan(0) if clipped else []
-
-
-def summed_losses(
-    model: torch.nn.Module,
-    row_batches: Iterable[list[dict]],
-    class_index: dict[str, int],
-    per_sequence_loss: bool,
-    device: torch.device,
-    on_batch: Callable[[], None] = lambda: None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Without gradients: ([Σ w·CE, Σ w], [[Σ w·CE, Σ w] per class]) over batches of rows."""
-    totals = torch.zeros(2, dtype=loss.SUM_DTYPE)  # float64 across batches too
-    per_class = torch.zeros(len(class_index), 2, dtype=loss.SUM_DTYPE)
-    with torch.no_grad():
-        for rows in row_batches:
-            sums = packed_loss_sums(
-                model, pack(rows, class_index), len(class_index), per_sequence_loss, device
-            )
-            totals += torch.stack([sums.loss_sum, sums.weight_sum]).to(totals)
-            for index, part in sums.per_class.items():
-                per_class[index] += torch.stack([part.loss_sum, part.weight_sum]).to(totals)
-            on_batch()
-    return totals, per_class
 
 
 def evaluate(run: Run) -> dict:

@@ -66,7 +66,7 @@ def test_deepspeed_config_typos_and_bad_sections(tmp_path: Path) -> None:
 
 
 def test_length_groups_cover_every_sequence_and_bound_the_padding() -> None:
-    from crlft_train.train import length_groups
+    from crlft_train.forward import length_groups
 
     lengths = [100, 90, 10, 12, 4000, 95, 11, 700, 650]
     groups = length_groups(lengths)
@@ -80,8 +80,8 @@ def test_a_class_absent_from_a_step_logs_null_not_nan() -> None:
     """metrics.jsonl stays strict JSON, and the terminal line shows a dash."""
     import json
 
+    from crlft_train.forward import class_losses
     from crlft_train.metrics import summary_line
-    from crlft_train.train import class_losses
 
     totals = torch.tensor([[6.0, 2.0], [0.0, 0.0]])  # gpt4: Σ w·CE 6 over Σ w 2; gpt35 absent
     losses = class_losses({"gpt4": 0, "gpt35": 1}, totals)

@@ -24,8 +24,9 @@ from tokenized_fixtures import labeled_row, toy_tokenizer, write_stage  # noqa: 
 from crlft_train.attention import register_varlen_attention
 from crlft_train.checkpoint import folder_bytes, human_bytes
 from crlft_train.data import block_causal_mask, load_tokenized, pack
+from crlft_train.forward import packed_loss_sums
 from crlft_train.loss import token_losses, weighted_sums
-from crlft_train.train import free_port, packed_loss_sums
+from crlft_train.train import free_port
 from sharegpt_tools.tokenization import TokenizeOptions, run_tokenize
 from sharegpt_tools.workspace import Workspace
 
