@@ -31,8 +31,8 @@ RUN = "Run"
 
 def hide_flag_type_placeholders() -> None:
     """typer's help shows a `<bool>` type beside on/off flags as if they took a value; a flag's
-    help row shows no type instead. (sharegpt_tools.cli.common does the same for its commands:
-    the two packages import nothing from each other.)"""
+    help row shows no type instead. (`sharegpt-tools` does the same for its commands: the two
+    packages import nothing from each other.)"""
     option = typer.core.TyperOption
     shown = option.display_type_rich
 
@@ -280,16 +280,16 @@ def eval_command(
     under the expert tag than under the sub-optimal one) shows the conditions were learned.
     """
     require("crlft-eval", "torch")
-    from rich.progress import MofNCompleteColumn
+    from rich.progress import MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from crlft_train.chat import ChatError
     from crlft_train.condition_eval import evaluate_conditions, write_result
     from crlft_train.data import DataError
     from crlft_train.metrics import console
-    from sharegpt_tools.cli.common import progress_bar
 
+    columns = (*Progress.get_default_columns()[:2], MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with progress_bar(MofNCompleteColumn()) as bar:
+        with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task("scoring", total=None)
             table = evaluate_conditions(
                 run_dir, data, batch_max_len,

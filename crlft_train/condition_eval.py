@@ -8,8 +8,9 @@ conditions finds expert responses more likely under the expert tag than under th
 one, so the "condition gap" loss(expert data | sub-optimal tag) − loss(expert data | expert tag)
 is positive; a model that ignores the tag has a gap near 0.
 
-Rendering reuses `sharegpt_tools.tokenization` on the stage the data was tokenized from (its
-fingerprint must still match), so the scored tokens are exactly what training would have seen.
+The renderings are written by `sharegpt-tools tokenize` into tokenized/condition_eval/ (with the
+same code as the splits), so the scored tokens are exactly what training would have seen, and a
+tokenized folder shipped alone can be evaluated.
 """
 
 from __future__ import annotations
@@ -58,77 +59,28 @@ class ConditionTable:
         }
 
 
-# --- rendering the validation split under every condition ----------------------------------------
+# --- the validation split under every condition ------------------------------------------------
 
 
-def source_stage(data: TokenizedData) -> Path:
-    """The labeled/subsampled stage the data was tokenized from, if it is unchanged."""
-    from sharegpt_tools.workspace import CONVERSATIONS, MANIFEST
+def validation_under_conditions(data: TokenizedData) -> dict[str, list[dict]]:
+    """Condition tag → the validation rows rendered under it, as `tokenize` wrote them into
+    tokenized/condition_eval/ (class weight 1, turn weights kept)."""
+    import datasets
 
-    recorded = data.manifest.get("input", {})
-    expected = data.manifest.get("parent", {}).get("fingerprint")
-    candidates = [Path(recorded.get("path", "")), data.folder.parent / recorded.get("stage", "")]
-    for folder in candidates:
-        if (folder / CONVERSATIONS).is_file() and stage_fingerprint(folder / MANIFEST) == expected:
-            return folder
-    raise DataError(
-        f"{data.folder}: the stage it was tokenized from ({recorded.get('path')}) is gone or has "
-        "changed since; crlft-eval re-renders its conversations: re-run `sharegpt-tools tokenize`"
-    )
-
-
-def stage_fingerprint(manifest: Path) -> str | None:
-    if not manifest.is_file():
-        return None
-    return json.loads(manifest.read_text(encoding="utf-8")).get("fingerprint")
-
-
-def tokenize_options(data: TokenizedData) -> object:
-    from sharegpt_tools.templates import Position, SystemFormat
-    from sharegpt_tools.tokenize_options import LongMode, TokenizeOptions
-
-    options = data.manifest.get("options", {})
-    return TokenizeOptions(
-        tokenizer=data.tokenizer_dir,
-        position=Position(options.get("position", Position.BEFORE_SPEAKER)),
-        max_length=int(data.manifest.get("max_length", options.get("max_length", 4096))),
-        long=LongMode(options.get("long", LongMode.SPLIT)),
-        system_format=SystemFormat(options.get("system_format", SystemFormat.OPENCHAT)),
-        eot=data.manifest.get("templates", {}).get("eot", options.get("eot")),
-        val_fraction=float(options.get("val_fraction", 0.01)),
-        seed=int(options.get("seed", 0)),
-    )
-
-
-def rerendered_validation(data: TokenizedData, condition: str) -> list[dict]:
-    """The validation conversations rendered with `condition`; weights kept per turn, class 1.0."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from sharegpt_tools.chat_tokenizer import load_tokenizer
-    from sharegpt_tools.token_rows import INPUT_COLUMNS, Counts
-    from sharegpt_tools.tokenization import tokenize_record_batches
-    from sharegpt_tools.workspace import CONVERSATIONS
-
-    options = tokenize_options(data)
-    ids = pa.array(sorted(set(data.validation["id"])))
-    table = pq.read_table(source_stage(data) / CONVERSATIONS, columns=INPUT_COLUMNS)
-    table = table.filter(pc.is_in(table.column("id"), ids))
-    table = table.set_column(
-        table.schema.get_field_index("condition"), "condition",
-        pa.array([condition] * len(table), pa.string()),
-    )  # fmt: skip
-    table = table.set_column(
-        table.schema.get_field_index("weight"), "weight", pa.array([1.0] * len(table), pa.float32())
-    )
-    chat = load_tokenizer(options.tokenizer, options.eot)
-    batches = table.to_batches(max_chunksize=options.batch_rows)
-    rows: list[dict] = []
-    for split_rows in tokenize_record_batches(batches, len(table), chat, options, Counts()):
-        if "validation" in split_rows:
-            rows.extend(split_rows["validation"].to_pylist())
-    return rows
+    info = data.manifest.get("condition_eval") or {}
+    folder = data.folder / info.get("path", "condition_eval")
+    if not info.get("conditions") or not (folder / "dataset_dict.json").is_file():
+        raise DataError(
+            f"{data.folder} has no condition_eval/ (the validation split rendered under every "
+            "condition): it was written by an older sharegpt-tools; re-run `sharegpt-tools "
+            "tokenize`"
+        )
+    try:
+        splits = datasets.load_from_disk(str(folder))
+        return {tag: splits[split].to_list() for split, tag in info["conditions"].items()}
+    except (OSError, ValueError, KeyError) as exc:
+        message = f"{folder}: cannot load it ({exc}); re-run `sharegpt-tools tokenize`"
+        raise DataError(message) from exc
 
 
 # --- scoring -------------------------------------------------------------------------------------
@@ -173,7 +125,14 @@ def evaluate_conditions(
     expert = expert_condition(data.manifest["templates"])
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(run_dir, device)
-    rendered = {tag: rerendered_validation(data, tag) for tag in conditions}
+    under = validation_under_conditions(data)
+    missing = [tag for tag in conditions if tag not in under]
+    if missing:
+        raise DataError(
+            f"{data.folder}/condition_eval lacks the condition(s) {', '.join(map(repr, missing))} "
+            "of its manifest's classes: re-run `sharegpt-tools tokenize`"
+        )
+    rendered = {tag: under[tag] for tag in conditions}
     plans = {
         tag: scoring_plan([r["length"] for r in rows], batch_max_len, 1)
         for tag, rows in rendered.items()

@@ -49,6 +49,7 @@ from sharegpt_tools.token_rows import (
     TemplatePool,
     assemble,
     features,
+    in_validation,
     prepare,
 )
 from sharegpt_tools.tokenize_options import TokenizeError, TokenizeOptions
@@ -63,6 +64,8 @@ from sharegpt_tools.workspace import (
 )
 
 ProgressCallback = Callable[[int, int, int], None]  # (conversations done, total, tokens out)
+# tokenized/condition_eval/: the validation split rendered under every class's condition.
+CONDITION_EVAL_DIR = "condition_eval"
 
 
 # --- input ----------------------------------------------------------------------------------------
@@ -156,8 +159,9 @@ def run_tokenize(
         scratch.mkdir()
         schema = features().arrow_schema
         writers = {s: pa.ipc.new_stream(str(scratch / f"{s}.arrow"), schema) for s in splits}
+        held: list[pa.RecordBatch] = []  # the validation conversations, for condition_eval/
         try:
-            for rows in tokenize_batches(parquet, chat, options, counts, progress):
+            for rows in tokenize_batches(parquet, chat, options, counts, progress, held):
                 for split in splits:
                     writers[split].write_batch(rows[split])
         finally:
@@ -166,6 +170,7 @@ def run_tokenize(
         timings["tokenize_s"] = time.perf_counter() - started - timings["load_s"]
         save_dataset(scratch, out, splits)
         shutil.rmtree(scratch)
+        under_conditions = write_condition_eval(out, held, classes, chat, options)
         save_portable(chat.tok, out / TOKENIZER_DIR, chat.path)
         timings["save_s"] = time.perf_counter() - started - sum(timings.values())
         timings["total_s"] = time.perf_counter() - started
@@ -183,6 +188,7 @@ def run_tokenize(
             long=str(options.long),
             splits=list(splits),
             columns=OUTPUT_COLUMNS,
+            condition_eval=under_conditions,
             id_scheme="pieces of a split conversation keep its `id`; `piece` numbers them from 0",
         )
         write_json_atomic(out / MANIFEST, manifest)
@@ -195,13 +201,80 @@ def tokenize_batches(
     options: TokenizeOptions,
     counts: Counts,
     progress: ProgressCallback | None,
+    held_validation: list[pa.RecordBatch] | None = None,
 ) -> Iterator[dict[str, pa.RecordBatch]]:
-    """Rows per split of a stage's Parquet file, batch by batch."""
+    """Rows per split of a stage's Parquet file, batch by batch; the input rows of the
+    validation conversations are appended to `held_validation` when it is given."""
     file = pq.ParquetFile(parquet)
     batches = file.iter_batches(batch_size=options.batch_rows, columns=INPUT_COLUMNS)
+    if held_validation is not None and options.val_fraction > 0:
+        batches = holding_validation(batches, options, held_validation)
     yield from tokenize_record_batches(
         batches, file.metadata.num_rows, chat, options, counts, progress
     )
+
+
+def holding_validation(
+    batches: Iterable[pa.RecordBatch], options: TokenizeOptions, held: list[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """The batches unchanged; each one's validation conversations are kept in `held`."""
+    for batch in batches:
+        ids = batch.column("id").to_pylist()
+        mask = [in_validation(str(i), options.seed, options.val_fraction) for i in ids]
+        if any(mask):
+            held.append(batch.filter(pa.array(mask)))
+        yield batch
+
+
+# --- the validation split under every condition (crlft-eval) --------------------------------------
+
+
+def write_condition_eval(
+    out: Path,
+    held: list[pa.RecordBatch],
+    classes: list[tuple[str, str, float]],
+    chat: ChatTokenizer,
+    options: TokenizeOptions,
+) -> dict | None:
+    """OUT/condition_eval/: the validation conversations rendered under each class's condition.
+
+    One split per distinct condition (`condition_0`, ... in class order), the same tokenizer,
+    position and long-conversation rule as the validation split; only the tag changes, and the
+    class weight is 1 (turn weights are kept), so that a row's loss weights mark its supervised
+    tokens. `crlft-eval` scores the model on them (paper Sec. 5.3) from the tokenized folder
+    alone. None without a validation split.
+    """
+    if options.val_fraction <= 0 or not held:
+        return None
+    tags = list(dict.fromkeys(condition for _, condition, _ in classes))
+    splits = {f"condition_{i}": tag for i, tag in enumerate(tags)}
+    folder = out / CONDITION_EVAL_DIR
+    scratch = folder / ".arrow"
+    scratch.mkdir(parents=True)
+    rows: dict[str, int] = {}
+    # The held pieces are ~val_fraction of each input batch: encoded in full batches again.
+    batches = pa.Table.from_batches(held).combine_chunks().to_batches(options.batch_rows)
+    total = sum(len(batch) for batch in batches)
+    for split, tag in splits.items():
+        written = 0
+        with pa.ipc.new_stream(str(scratch / f"{split}.arrow"), features().arrow_schema) as writer:
+            under_tag = (with_condition(batch, tag) for batch in batches)
+            for part in tokenize_record_batches(under_tag, total, chat, options, Counts()):
+                writer.write_batch(part["validation"])
+                written += len(part["validation"])
+        rows[split] = written
+    save_dataset(scratch, folder, tuple(splits))
+    shutil.rmtree(scratch)
+    return {"path": CONDITION_EVAL_DIR, "conditions": splits, "rows": rows}
+
+
+def with_condition(batch: pa.RecordBatch, condition: str) -> pa.RecordBatch:
+    """The batch with every conversation's condition set to `condition` and class weight 1."""
+    n = len(batch)
+    columns = {name: batch.column(name) for name in batch.schema.names}
+    columns["condition"] = pa.array([condition] * n, batch.schema.field("condition").type)
+    columns["weight"] = pa.array([1.0] * n, batch.schema.field("weight").type)
+    return pa.RecordBatch.from_pydict(columns, schema=batch.schema)
 
 
 def tokenize_record_batches(

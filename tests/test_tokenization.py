@@ -322,6 +322,40 @@ def test_validation_split_is_deterministic_per_id_and_seed(tmp_path, toy_tokeniz
     assert validation_ids(1) != first
 
 
+def test_the_validation_split_is_also_written_under_every_condition(
+    tmp_path: Path, toy_tokenizer: Path
+) -> None:
+    """condition_eval/ (what crlft-eval scores): under its own condition a row is the validation
+    row with class weight 1; under another only the condition tag's tokens change."""
+    ws = Workspace(tmp_path)
+    write_stage(ws, conversation_rows())
+    manifest = tokenize(ws, toy_tokenizer, val_fraction=1.0)
+    info = manifest["condition_eval"]
+    assert info["conditions"] == {"condition_0": "GPT4", "condition_1": "GPT3"}
+    assert info["rows"] == {"condition_0": len(CONVERSATIONS), "condition_1": len(CONVERSATIONS)}
+    under = datasets.load_from_disk(str(ws.stage("tokenized") / info["path"]))
+    validation = rows_by_id(ws, "validation")
+    chat = load_tokenizer(ws.stage("tokenized") / "tokenizer")
+    for split, tag in info["conditions"].items():
+        for row in under[split]:
+            (original,) = validation[row["id"]]
+            weight, own = CLASSES[row["class"]]
+            roles, texts = zip(*CONVERSATIONS[row["id"]][1], strict=True)
+            assert chat.decode(row["input_ids"]) == "<s>" + render_text(roles, texts, tag)
+            assert [ids for ids, _ in weighted_runs(row)] == [
+                ids for ids, _ in weighted_runs(original)
+            ]
+            if tag == own:
+                assert row["input_ids"] == original["input_ids"]
+                assert row["labels"] == original["labels"]
+                assert np.allclose(np.array(row["loss_weights"]) * weight, original["loss_weights"])
+            else:
+                assert row["input_ids"] != original["input_ids"]
+    no_validation = tokenize(ws, toy_tokenizer, val_fraction=0.0)
+    assert no_validation["condition_eval"] is None
+    assert not (ws.stage("tokenized") / "condition_eval").exists()
+
+
 def test_up_to_date_subsampled_stage_is_used(tmp_path, toy_tokenizer) -> None:
     ws = Workspace(tmp_path)
     labeled = write_stage(ws, conversation_rows())

@@ -207,6 +207,7 @@ def test_train_end_to_end_produces_a_usable_hf_model(workspace: Path, tmp_path: 
 
 
 RESUME_ARGS = ("--max-steps", "8", "--save-every", "2", "--seed", "1")
+EVAL_MAIN = "from crlft_train.cli import eval_main; eval_main()"
 
 
 @pytest.fixture(scope="module")
@@ -350,8 +351,7 @@ def test_crlft_eval_reproduces_the_trainers_validation_loss(
 ) -> None:
     """Each class under its own condition is exactly what training validated on: the same
     tokens, so the same loss; the other condition re-renders the same conversations."""
-    command = [sys.executable, "-c", "from crlft_train.cli import eval_main; eval_main()",
-               str(uninterrupted), str(workspace)]  # fmt: skip
+    command = [sys.executable, "-c", EVAL_MAIN, str(uninterrupted), str(workspace)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "condition gap" in done.stdout + done.stderr
@@ -379,11 +379,41 @@ def test_crlft_eval_without_a_validation_split_is_one_readable_line(
     no_validation = tmp_path / "ws"
     shutil.copytree(workspace / "labeled", no_validation / "labeled")
     run_tokenize(Workspace(no_validation), TokenizeOptions(tokenizer=toy_tokenizer, val_fraction=0))
-    command = [sys.executable, "-c", "from crlft_train.cli import eval_main; eval_main()",
-               str(uninterrupted), str(no_validation)]  # fmt: skip
+    command = [sys.executable, "-c", EVAL_MAIN, str(uninterrupted), str(no_validation)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
     assert "no validation split" in done.stdout + done.stderr
+
+
+def test_crlft_eval_needs_only_the_tokenized_folder(
+    workspace: Path, uninterrupted: Path, tmp_path: Path
+) -> None:
+    """A tokenized folder shipped alone, on a machine without the data tool: its
+    condition_eval/ split holds the validation conversations under every condition."""
+    shipped = tmp_path / "shipped"
+    shutil.copytree(workspace / "tokenized", shipped)
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted / "final", run / "final")
+    alone = "import sys; sys.modules['sharegpt_tools'] = None; " + EVAL_MAIN
+    done = subprocess.run(
+        [sys.executable, "-c", alone, str(run), str(shipped)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    result = json.loads((run / "condition_eval.json").read_text())
+    validated = [r for r in metrics_lines(uninterrupted) if "val/loss" in r][-1]
+    for name, own in (("gpt4", "GPT4"), ("gpt35", "GPT3")):
+        assert result["loss"][name][own] == pytest.approx(validated[f"val/loss/{name}"], rel=1e-9)
+    older = tmp_path / "older"  # a folder tokenized before condition_eval/ existed
+    shutil.copytree(shipped, older, ignore=shutil.ignore_patterns("condition_eval"))
+    done = subprocess.run(
+        [sys.executable, "-c", alone, str(run), str(older)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
+    assert "has no condition_eval/" in done.stderr and "re-run `sharegpt-tools tokenize`" in (
+        done.stderr
+    )
 
 
 # --- bad input and faults (issue 9) ---------------------------------------------------------------

@@ -1,0 +1,37 @@
+"""The shape of the house (docs/design.md): two packages that meet only in tokenized/."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("package", "other"), [("crlft_train", "sharegpt_tools"), ("sharegpt_tools", "crlft_train")]
+)
+def test_the_lint_refuses_an_import_of_the_other_package(package: str, other: str) -> None:
+    """The ruff rule that keeps them sealed, on a file placed in each package (read from stdin,
+    so nothing is written into the checkout)."""
+    for line in (f"import {other}.data\n", f"def f():\n    from {other} import cli\n"):
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "TID251",
+             "--stdin-filename", f"{package}/probe.py", "-"],
+            input=line, capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert f"`{other}` is banned" in done.stdout, done.stdout
+
+
+def test_neither_package_names_the_other() -> None:
+    for package, other in (("crlft_train", "sharegpt_tools"), ("sharegpt_tools", "crlft_train")):
+        naming = [
+            str(path.relative_to(ROOT))
+            for path in (ROOT / package).rglob("*.py")
+            if other in path.read_text(encoding="utf-8")
+        ]
+        assert naming == [], f"{package} names {other} in {naming}"
