@@ -85,10 +85,10 @@ def save_tokenizer(tokenizer: Path, out: Path) -> dict:
     """The tokenizer with the end-of-turn token saved as `tokenize` saves it, and the manifest's
     `tokenizer` and `templates` as `tokenize` writes them (the trainer checks them and the export
     builds the chat template from them), for the paper's two classes."""
-    from sharegpt_tools.chat_tokenizer import load_tokenizer
-    from sharegpt_tools.portable_tokenizer import save_portable
-    from sharegpt_tools.tokenization import template_info
-    from sharegpt_tools.tokenize_options import TokenizeOptions
+    from sharegpt_tools.tokenize.chat_tokenizer import load_tokenizer
+    from sharegpt_tools.tokenize.options import TokenizeOptions
+    from sharegpt_tools.tokenize.portable_tokenizer import save_portable
+    from sharegpt_tools.tokenize.stage import template_info
 
     chat = load_tokenizer(tokenizer)
     save_portable(chat.tok, out, chat.path)

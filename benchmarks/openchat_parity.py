@@ -189,7 +189,7 @@ def ensure_side_venv() -> Path:
 def build_tokenizer(folder: Path) -> Path:
     """Mistral-7B v0.1's tokenizer as the project builds it (rebuilt: the builder may change)."""
     sys.path.append(str(ROOT))  # after PYTHONPATH and the venv: the CLI's package wins
-    from sharegpt_tools.packaged_tokenizers import build_mistral_tokenizer
+    from sharegpt_tools.tokenize.packaged_tokenizers import build_mistral_tokenizer
 
     shutil.rmtree(folder, ignore_errors=True)
     return build_mistral_tokenizer("v1", folder)

@@ -64,7 +64,7 @@ TOKENIZERS = ("toy", "mistral-v1")
 BUILD_MISTRAL = r"""
 import sys
 from pathlib import Path
-from sharegpt_tools.packaged_tokenizers import build_mistral_tokenizer
+from sharegpt_tools.tokenize.packaged_tokenizers import build_mistral_tokenizer
 
 build_mistral_tokenizer(sys.argv[1], Path(sys.argv[2]))
 """

@@ -29,8 +29,8 @@ echo "$WHEEL"
 "$PYTHON" - "$WHEEL" <<'PY'
 import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
-needed = ["sharegpt_tools/schemas/rules.schema.json", "sharegpt_tools/presets/paper.yaml",
-          "sharegpt_tools/resources/refusal_phrases.txt"]
+needed = ["sharegpt_tools/schemas/rules.schema.json", "sharegpt_tools/label/presets/paper.yaml",
+          "sharegpt_tools/clean/refusal_phrases.txt"]
 missing = [n for n in needed if n not in names]
 sys.exit(f"the wheel lacks {', '.join(missing)}" if missing else 0)
 PY

@@ -17,7 +17,7 @@ def fixtures() -> Path:
 @pytest.fixture(scope="session")
 def sample_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The synthetic raw dump the demo uses, at a size that keeps tests fast."""
-    from sharegpt_tools.sample import write_sample
+    from sharegpt_tools.synthetic.dump import write_sample
 
     path = tmp_path_factory.mktemp("raw") / "sample.json"
     write_sample(path, n=600, seed=0)

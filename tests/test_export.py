@@ -14,7 +14,7 @@ from sharegpt_tools.clean.pipeline import run_clean
 from sharegpt_tools.clean.steps import CleanOptions
 from sharegpt_tools.cli.main import app
 from sharegpt_tools.export import ExportFormat, export_stage, resolve_stage
-from sharegpt_tools.tokenization import resolve_input
+from sharegpt_tools.tokenize.stage import resolve_input
 from sharegpt_tools.workspace import StageError, Workspace
 
 

@@ -28,8 +28,8 @@ from typer.testing import CliRunner
 from sharegpt_tools.clean.pipeline import run_clean
 from sharegpt_tools.clean.steps import CleanOptions
 from sharegpt_tools.cli.main import app
-from sharegpt_tools.tokenization import run_tokenize
-from sharegpt_tools.tokenize_options import TokenizeOptions
+from sharegpt_tools.tokenize.options import TokenizeOptions
+from sharegpt_tools.tokenize.stage import run_tokenize
 from sharegpt_tools.workspace import StageError, Workspace
 
 toy_tokenizer = fx.toy_tokenizer  # the session fixture, shared with test_tokenization.py
@@ -81,7 +81,7 @@ def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> No
 @pytest.fixture(scope="module")
 def big_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Large enough that `clean --workers 2` runs for seconds after its workers start."""
-    from sharegpt_tools.sample import write_sample
+    from sharegpt_tools.synthetic.dump import write_sample
 
     path = tmp_path_factory.mktemp("raw") / "big.json"
     write_sample(path, n=6000, seed=1)

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 from sharegpt_tools.clean.pipeline import run_clean
 from sharegpt_tools.clean.steps import CleanOptions
 from sharegpt_tools.cli.main import app
-from sharegpt_tools.label import MISSING_WEIGHT, UNMATCHED, LabelResult, run_label
-from sharegpt_tools.presets import PRESET_DIR as PRESETS
+from sharegpt_tools.label.presets import PRESET_DIR as PRESETS
+from sharegpt_tools.label.rules import RulesError, load_rules
+from sharegpt_tools.label.stage import MISSING_WEIGHT, UNMATCHED, LabelResult, run_label
 from sharegpt_tools.records import CLEAN_SCHEMA, LABELED_SCHEMA
-from sharegpt_tools.rules import RulesError, load_rules
 from sharegpt_tools.schemas import validate
 from sharegpt_tools.workspace import StageError, Workspace, stage_manifest, write_json_atomic
 

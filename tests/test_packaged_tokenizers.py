@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from sharegpt_tools.packaged_tokenizers import build_mistral_tokenizer, source_file
+from sharegpt_tools.tokenize.packaged_tokenizers import build_mistral_tokenizer, source_file
 
 VOCAB_SIZES = {"v1": 32000, "v3": 32768, "tekken": 131072}
 V3_CONTROL = ["[INST]", "[/INST]", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]", "[TOOL_RESULTS]"]

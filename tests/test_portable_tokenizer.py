@@ -19,9 +19,9 @@ import pytest
 from old_transformers import old_transformers
 from transformers import AutoTokenizer
 
-from sharegpt_tools.packaged_tokenizers import build_mistral_tokenizer
-from sharegpt_tools.portable_tokenizer import save_portable
-from sharegpt_tools.toy_tokenizer import train_toy_tokenizer
+from sharegpt_tools.synthetic.toy_tokenizer import train_toy_tokenizer
+from sharegpt_tools.tokenize.packaged_tokenizers import build_mistral_tokenizer
+from sharegpt_tools.tokenize.portable_tokenizer import save_portable
 
 OLD_VERSIONS = ("4.40", "4.57")
 END_OF_TURN = "<|end_of_turn|>"

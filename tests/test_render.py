@@ -10,7 +10,7 @@ from tokenized_fixtures import TRAINING_TEXTS, labeled_row, read_manifest, write
 from typer.testing import CliRunner
 
 from sharegpt_tools.cli.main import app
-from sharegpt_tools.templates import DEFAULT_EOT as EOT
+from sharegpt_tools.tokenize.templates import DEFAULT_EOT as EOT
 from sharegpt_tools.workspace import Workspace
 
 toy_tokenizer = fx.toy_tokenizer  # session fixture shared with test_tokenization.py

@@ -15,11 +15,11 @@ from tokenized_fixtures import toy_tokenizer  # noqa: F401
 
 from sharegpt_tools.clean.pipeline import run_clean
 from sharegpt_tools.clean.steps import CleanOptions
-from sharegpt_tools.label import run_label
-from sharegpt_tools.presets import PRESET_DIR as PRESETS
+from sharegpt_tools.label.presets import PRESET_DIR as PRESETS
+from sharegpt_tools.label.rules import load_rules
+from sharegpt_tools.label.stage import run_label
 from sharegpt_tools.report import duplicate_clusters, write_report
-from sharegpt_tools.rules import load_rules
-from sharegpt_tools.tokenization import TokenizeOptions, run_tokenize
+from sharegpt_tools.tokenize.stage import TokenizeOptions, run_tokenize
 from sharegpt_tools.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from sharegpt_tools.cli.main import app
-from sharegpt_tools.presets import PRESET_DIR as PRESETS
-from sharegpt_tools.presets import preset_names
-from sharegpt_tools.rules import DROP, ColumnWeight, RulesError, load_rules, resolve_rules
+from sharegpt_tools.label.presets import PRESET_DIR as PRESETS
+from sharegpt_tools.label.presets import preset_names
+from sharegpt_tools.label.rules import DROP, ColumnWeight, RulesError, load_rules, resolve_rules
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -1,4 +1,4 @@
-"""Tests for sharegpt_tools.sample: the synthetic raw ShareGPT dump generator.
+"""Tests for sharegpt_tools.synthetic.dump: the synthetic raw ShareGPT dump generator.
 
 Proportions are checked on the written file itself (not only on the returned stats), with
 classifiers written independently of the generator.
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sharegpt_tools import sample_phrases as ph
-from sharegpt_tools.sample import (
+from sharegpt_tools.synthetic import phrases as ph
+from sharegpt_tools.synthetic.dump import (
     MALFORMED_KINDS,
     SampleStats,
     generate_records,

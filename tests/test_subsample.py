@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from sharegpt_tools.cli.main import app
 from sharegpt_tools.records import LABELED_SCHEMA
-from sharegpt_tools.subsample import kept_count, run_subsample
+from sharegpt_tools.subsample.stage import kept_count, run_subsample
 from sharegpt_tools.workspace import (
     CONVERSATIONS,
     MANIFEST,

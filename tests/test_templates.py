@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sharegpt_tools.templates import (
+from sharegpt_tools.tokenize.templates import (
     Kind,
     Position,
     SystemFormat,

@@ -16,15 +16,15 @@ import tokenized_fixtures as fx
 from tokenized_fixtures import CLASSES, labeled_row, read_manifest, write_stage
 from typer.testing import CliRunner
 
-from sharegpt_tools.chat_tokenizer import load_tokenizer
 from sharegpt_tools.cli.main import app
-from sharegpt_tools.presets import PRESET_DIR as PRESETS
+from sharegpt_tools.label.presets import PRESET_DIR as PRESETS
 from sharegpt_tools.schemas import validate
-from sharegpt_tools.templates import DEFAULT_EOT as EOT
-from sharegpt_tools.templates import Position, render_text
-from sharegpt_tools.token_rows import in_validation
-from sharegpt_tools.tokenization import run_tokenize
-from sharegpt_tools.tokenize_options import LongMode, TokenizeError, TokenizeOptions
+from sharegpt_tools.tokenize.chat_tokenizer import load_tokenizer
+from sharegpt_tools.tokenize.options import LongMode, TokenizeError, TokenizeOptions
+from sharegpt_tools.tokenize.rows import in_validation
+from sharegpt_tools.tokenize.stage import run_tokenize
+from sharegpt_tools.tokenize.templates import DEFAULT_EOT as EOT
+from sharegpt_tools.tokenize.templates import Position, render_text
 from sharegpt_tools.workspace import StageError, Workspace
 
 # Session fixtures (tokenizers trained once), shared with test_render.py.
@@ -501,8 +501,8 @@ def test_classes_keep_the_rules_order_so_equal_weights_pick_the_first_declared_a
     from crlft_train.checkpoint import expert_condition
     from sharegpt_tools.clean.pipeline import run_clean
     from sharegpt_tools.clean.steps import CleanOptions
-    from sharegpt_tools.label import run_label
-    from sharegpt_tools.rules import load_rules
+    from sharegpt_tools.label.rules import load_rules
+    from sharegpt_tools.label.stage import run_label
 
     ws = Workspace(tmp_path / "ws")
     run_clean([sample_raw], ws, CleanOptions(workers=1))

@@ -22,8 +22,8 @@ from token_invariants import Outcome, check_folder, check_tokenized, whole_conve
 from typer.testing import CliRunner
 
 from sharegpt_tools.cli.main import app
-from sharegpt_tools.packaged_tokenizers import build_mistral_tokenizer
-from sharegpt_tools.templates import Position
+from sharegpt_tools.tokenize.packaged_tokenizers import build_mistral_tokenizer
+from sharegpt_tools.tokenize.templates import Position
 
 # family -> (dummy prefix, word-start `▁` after special tokens), as `tokenize` must detect them
 FAMILIES = {

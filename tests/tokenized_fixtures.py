@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sharegpt_tools.records import LABELED_SCHEMA
-from sharegpt_tools.toy_tokenizer import train_toy_tokenizer
+from sharegpt_tools.synthetic.toy_tokenizer import train_toy_tokenizer
 from sharegpt_tools.workspace import (
     CONVERSATIONS,
     MANIFEST,

@@ -19,7 +19,7 @@ class RefusalMode(StrEnum):
 
 def load_phrases(path: Path | None = None) -> tuple[str, ...]:
     if path is None:
-        text = (resources.files("sharegpt_tools") / "resources" / "refusal_phrases.txt").read_text(
+        text = (resources.files("sharegpt_tools.clean") / "refusal_phrases.txt").read_text(
             encoding="utf-8"
         )
     else:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from sharegpt_tools.cli.common import WorkspaceOption, console, fail
-from sharegpt_tools.presets import preset_names
+from sharegpt_tools.label.presets import preset_names
 
 RULES = "Rules"
 IO = "Input"
@@ -50,8 +50,8 @@ def label(
 
     manifest.json counts rows per class; the stage is replaced atomically at the end.
     """
-    from sharegpt_tools.label import run_label
-    from sharegpt_tools.rules import RulesError, load_rules, resolve_rules
+    from sharegpt_tools.label.rules import RulesError, load_rules, resolve_rules
+    from sharegpt_tools.label.stage import run_label
     from sharegpt_tools.workspace import StageError, Workspace
 
     ws = Workspace(workspace)

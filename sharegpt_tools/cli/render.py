@@ -43,7 +43,7 @@ def render(
 
     import pyarrow.compute as pc
 
-    from sharegpt_tools.chat_tokenizer import TOKENIZER_DIR
+    from sharegpt_tools.tokenize.chat_tokenizer import TOKENIZER_DIR
     from sharegpt_tools.workspace import StageError, Workspace
 
     ws = Workspace(workspace)

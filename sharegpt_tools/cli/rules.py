@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sharegpt_tools.cli.common import fail
-from sharegpt_tools.presets import preset_names, preset_path, preset_summary
+from sharegpt_tools.label.presets import preset_names, preset_path, preset_summary
 
 app = typer.Typer(
     name="rules",

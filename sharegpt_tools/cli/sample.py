@@ -19,7 +19,7 @@ def sample(
 ) -> None:
     """Generate a realistic synthetic raw ShareGPT dump (ChatGPT HTML, several languages,
     GPT-4/GPT-3.5 model fields, duplicates and malformed rows), deterministically."""
-    from sharegpt_tools.sample import write_sample
+    from sharegpt_tools.synthetic.dump import write_sample
 
     output.parent.mkdir(parents=True, exist_ok=True)
     stats = write_sample(output, n=n, seed=seed)

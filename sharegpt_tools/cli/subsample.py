@@ -34,7 +34,7 @@ def subsample(
     Examples: only GPT-4 = [cyan]--class gpt35 --ratio 0[/]; 60% of GPT-4 =
     [cyan]--class gpt4 --ratio 0.6[/].
     """
-    from sharegpt_tools.subsample import run_subsample
+    from sharegpt_tools.subsample.stage import run_subsample
     from sharegpt_tools.workspace import StageError, Workspace
 
     ratios = pair_ratios(class_, ratio)

@@ -10,8 +10,8 @@ from rich.progress import MofNCompleteColumn, TextColumn
 from rich.table import Table
 
 from sharegpt_tools.cli.common import WorkspaceOption, console, fail, progress_bar
-from sharegpt_tools.templates import DEFAULT_EOT, Position, SystemFormat
-from sharegpt_tools.tokenize_options import LongMode
+from sharegpt_tools.tokenize.options import LongMode
+from sharegpt_tools.tokenize.templates import DEFAULT_EOT, Position, SystemFormat
 
 TEMPLATE = "Template"
 LENGTH = "Length"
@@ -100,8 +100,8 @@ def tokenize(
 
     Everything else gets weight 0; text inside turns is plain text, never control tokens.
     """
-    from sharegpt_tools.tokenization import resolve_input, run_tokenize
-    from sharegpt_tools.tokenize_options import TokenizeError, TokenizeOptions
+    from sharegpt_tools.tokenize.options import TokenizeError, TokenizeOptions
+    from sharegpt_tools.tokenize.stage import resolve_input, run_tokenize
     from sharegpt_tools.workspace import StageError, Workspace
 
     options = TokenizeOptions(

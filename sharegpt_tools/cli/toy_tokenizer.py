@@ -44,7 +44,7 @@ def toy_tokenizer(
     the tests, in place of a downloaded model's tokenizer."""
     import itertools
 
-    from sharegpt_tools.toy_tokenizer import file_texts, stage_texts, train_toy_tokenizer
+    from sharegpt_tools.synthetic.toy_tokenizer import file_texts, stage_texts, train_toy_tokenizer
     from sharegpt_tools.workspace import CONVERSATIONS, StageError, Workspace
 
     ws = Workspace(workspace)

@@ -27,7 +27,7 @@ from crlft_train.data import block_causal_mask, load_tokenized, pack
 from crlft_train.forward import packed_loss_sums
 from crlft_train.loss import token_losses, weighted_sums
 from crlft_train.train import free_port
-from sharegpt_tools.tokenization import TokenizeOptions, run_tokenize
+from sharegpt_tools.tokenize.stage import TokenizeOptions, run_tokenize
 from sharegpt_tools.workspace import Workspace
 
 TINY = {

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from sharegpt_tools.presets import preset_names, preset_path
-from sharegpt_tools.rules_messages import describe_yaml_error, explain, location, most_useful_error
+from sharegpt_tools.label.messages import describe_yaml_error, explain, location, most_useful_error
+from sharegpt_tools.label.presets import preset_names, preset_path
 from sharegpt_tools.schemas import load_schema
 
 DROP = "drop"

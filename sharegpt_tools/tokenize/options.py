@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from sharegpt_tools import templates
-from sharegpt_tools.templates import Position, SystemFormat
+from sharegpt_tools.tokenize import templates
+from sharegpt_tools.tokenize.templates import Position, SystemFormat
 
 
 class TokenizeError(Exception):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from sharegpt_tools.rules import ColumnWeight, FieldTest, Rules, RulesError, Scalar
+from sharegpt_tools.label.rules import ColumnWeight, FieldTest, Rules, RulesError, Scalar
 
 
 def check_columns(rules: Rules, kinds: Mapping[str, str], source: Path) -> None:

@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sharegpt_tools import templates
 from sharegpt_tools.records import ROLE_GPT, ROLE_HUMAN, ROLE_SYSTEM
-from sharegpt_tools.templates import CONTENT_KINDS, Kind, Segment, SystemFormat
-from sharegpt_tools.tokenize_options import TokenizeError
+from sharegpt_tools.tokenize import templates
+from sharegpt_tools.tokenize.options import TokenizeError
+from sharegpt_tools.tokenize.templates import CONTENT_KINDS, Kind, Segment, SystemFormat
 
 TOKENIZER_DIR = "tokenizer"  # where the stage saves the tokenizer, inside tokenized/
 

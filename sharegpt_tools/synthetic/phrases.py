@@ -1,4 +1,4 @@
-"""Phrase banks and fixed snippets for `sharegpt_tools.sample` (the synthetic ShareGPT dump).
+"""Phrase banks and fixed snippets for `synthetic.dump` (the synthetic ShareGPT dump).
 
 Everything here is plain data: natural sentences per language (long enough for fastText language
 ID to classify a conversation correctly), code snippets per language, KaTeX expressions as small

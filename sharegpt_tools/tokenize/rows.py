@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sharegpt_tools import templates
-from sharegpt_tools.chat_tokenizer import ChatTokenizer
-from sharegpt_tools.templates import CONTENT_KINDS
-from sharegpt_tools.tokenize_options import LongMode, TokenizeError, TokenizeOptions
+from sharegpt_tools.tokenize import templates
+from sharegpt_tools.tokenize.chat_tokenizer import ChatTokenizer
+from sharegpt_tools.tokenize.options import LongMode, TokenizeError, TokenizeOptions
+from sharegpt_tools.tokenize.templates import CONTENT_KINDS
 
 SPLITS = ("train", "validation")
 IGNORE_INDEX = -100

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import orjson
 
-from sharegpt_tools import sample_phrases as ph
+from sharegpt_tools.synthetic import phrases as ph
 
 MALFORMED_KINDS = (
     "bare_string",

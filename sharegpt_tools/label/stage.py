@@ -21,9 +21,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sharegpt_tools.label.columns import check_columns
+from sharegpt_tools.label.rules import ColumnWeight, FieldTest, LabelClass, Match, Range, Rules
 from sharegpt_tools.records import CLEAN_SCHEMA, LABELED_SCHEMA, ROLE_GPT
-from sharegpt_tools.rules import ColumnWeight, FieldTest, LabelClass, Match, Range, Rules
-from sharegpt_tools.rules_columns import check_columns
 from sharegpt_tools.workspace import (
     CONVERSATIONS,
     MANIFEST,

@@ -115,7 +115,7 @@ def _build_tekken(tekken_file: Path, out_dir: Path) -> None:
     """Convert Tekken with transformers' own converter, adding BOS like the Llama folders do."""
     from transformers.integrations.mistral import MistralConverter
 
-    from sharegpt_tools.toy_tokenizer import save_byte_level
+    from sharegpt_tools.synthetic.toy_tokenizer import save_byte_level
 
     backend = MistralConverter(str(tekken_file)).converted()
     # No vocab_file: a `tekken.json` in the folder would make AutoTokenizer pick mistral-common's

@@ -29,18 +29,18 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sharegpt_tools import templates
-from sharegpt_tools.chat_tokenizer import (
+from sharegpt_tools.records import ROLE_GPT, ROLE_HUMAN, ROLE_SYSTEM
+from sharegpt_tools.tokenize import templates
+from sharegpt_tools.tokenize.chat_tokenizer import (
     TOKENIZER_DIR,
     ChatTokenizer,
     combined_sha256,
     load_tokenizer,
     tokenizer_files,
 )
-from sharegpt_tools.portable_tokenizer import save_portable
-from sharegpt_tools.records import ROLE_GPT, ROLE_HUMAN, ROLE_SYSTEM
-from sharegpt_tools.templates import CONTENT_KINDS
-from sharegpt_tools.token_rows import (
+from sharegpt_tools.tokenize.options import TokenizeError, TokenizeOptions
+from sharegpt_tools.tokenize.portable_tokenizer import save_portable
+from sharegpt_tools.tokenize.rows import (
     INPUT_COLUMNS,
     OUTPUT_COLUMNS,
     SPLITS,
@@ -52,7 +52,7 @@ from sharegpt_tools.token_rows import (
     in_validation,
     prepare,
 )
-from sharegpt_tools.tokenize_options import TokenizeError, TokenizeOptions
+from sharegpt_tools.tokenize.templates import CONTENT_KINDS
 from sharegpt_tools.workspace import (
     CONVERSATIONS,
     MANIFEST,

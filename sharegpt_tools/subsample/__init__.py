@@ -1,0 +1,1 @@
+"""The `subsample` stage: per-class ratios of `labeled/` (the paper's data-size experiments)."""
