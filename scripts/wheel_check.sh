@@ -30,7 +30,7 @@ echo "$WHEEL"
 import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 needed = ["sharegpt_tools/schemas/rules.schema.json", "sharegpt_tools/label/presets/paper.yaml",
-          "sharegpt_tools/clean/refusal_phrases.txt"]
+          "sharegpt_tools/clean/refusal_phrases.txt", "sharegpt_tools/synthetic/phrases.json"]
 missing = [n for n in needed if n not in names]
 sys.exit(f"the wheel lacks {', '.join(missing)}" if missing else 0)
 PY

@@ -661,7 +661,7 @@ _VLIST_TAIL = (
 )
 
 
-def _mathml(nodes: list[tuple]) -> str:
+def _mathml(nodes: list[list]) -> str:
     out = []
     for node in nodes:
         kind = node[0]
@@ -678,7 +678,7 @@ def _mathml(nodes: list[tuple]) -> str:
     return "".join(out)
 
 
-def _katex_html(nodes: list[tuple], tight: bool = False) -> str:
+def _katex_html(nodes: list[list], tight: bool = False) -> str:
     out = []
     extra = " mtight" if tight else ""
     for index, node in enumerate(nodes):
