@@ -7,12 +7,12 @@ import typer
 from sharegpt_tools import __version__
 from sharegpt_tools.cli import clean, label, sample
 from sharegpt_tools.cli import export as export_cli
+from sharegpt_tools.cli import render as render_cli
 from sharegpt_tools.cli import report as report_cli
 from sharegpt_tools.cli import rules as rules_cli
 from sharegpt_tools.cli import subsample as subsample_cli
 from sharegpt_tools.cli import tokenize as tokenize_cli
 from sharegpt_tools.cli import toy_tokenizer as toy_tokenizer_cli
-from sharegpt_tools.tokenize import render as render_cli
 
 app = typer.Typer(
     name="sharegpt-tools",

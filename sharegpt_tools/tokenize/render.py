@@ -1,17 +1,16 @@
-"""`sharegpt-tools render`: tokenized rows as the model sees them, weighted tokens highlighted."""
+"""Tokenized rows as the model sees them: each row decoded with the folder's own tokenizer, every
+run of equally weighted tokens styled by its weight (what `sharegpt-tools render` prints)."""
 
 from __future__ import annotations
 
+import random
 import unicodedata
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from rich.console import Console
 from rich.text import Text
-
-from sharegpt_tools.cli.common import WorkspaceOption, fail
 
 FULL_WEIGHT = "bold black on green"
 PART_WEIGHT = "black on yellow"
@@ -24,51 +23,39 @@ class Split(StrEnum):
     VALIDATION = "validation"
 
 
-def render(
-    id_: Annotated[
-        str | None,
-        typer.Option("--id", help="Show every row (piece) of this conversation id."),
-    ] = None,
-    sample: Annotated[
-        int, typer.Option(min=1, help="Without --id: how many random rows to show.")
-    ] = 1,
-    split: Annotated[Split, typer.Option(help="Split to read.")] = Split.TRAIN,
-    seed: Annotated[int, typer.Option(help="Seed of the random sample.")] = 0,
-    workspace: WorkspaceOption = Path("data"),
-) -> None:
-    """Print rows of [bold]WORKSPACE/tokenized/[/] decoded with its own tokenizer: tokens with
-    weight 1 on [bold black on green]green[/], 0 < weight < 1 on [black on yellow]yellow[/],
-    weight 0 [dim]dim[/]; then token count, supervised tokens and class."""
-    import random
+class RenderError(ValueError):
+    """No such split, id or row: one line for the CLI."""
 
+
+def chosen_rows(
+    stage: Path, split: Split, conversation_id: str | None, sample: int, seed: int
+) -> tuple[Any, list[int]]:
+    """The split of a tokenized folder and the indices to show: every row (piece) of
+    `conversation_id`, else `sample` random rows in file order."""
+    import datasets
     import pyarrow.compute as pc
 
-    from sharegpt_tools.tokenize.chat_tokenizer import TOKENIZER_DIR
-    from sharegpt_tools.workspace import StageError, Workspace
-
-    ws = Workspace(workspace)
-    try:
-        ws.require("tokenized")
-    except StageError as exc:
-        fail(str(exc))
-    import datasets
-    from transformers import AutoTokenizer
-
-    stage = ws.stage("tokenized")
     splits = datasets.load_from_disk(str(stage))
     if split not in splits:
-        fail(f"{stage} has no split {split.value!r} (it has {', '.join(splits)})")
+        raise RenderError(f"{stage} has no split {split.value!r} (it has {', '.join(splits)})")
     rows = splits[split]
-    if id_ is not None:
-        hits = pc.indices_nonzero(pc.equal(rows.data.column("id"), id_)).to_pylist()
+    if conversation_id is not None:
+        hits = pc.indices_nonzero(pc.equal(rows.data.column("id"), conversation_id)).to_pylist()
         if not hits:
-            fail(f"no row with id {id_!r} in the {split} split of {stage}")
-    elif len(rows) == 0:
-        fail(f"the {split} split of {stage} is empty")
-    else:
-        hits = sorted(random.Random(seed).sample(range(len(rows)), min(sample, len(rows))))
+            raise RenderError(f"no row with id {conversation_id!r} in the {split} split of {stage}")
+        return rows, hits
+    if len(rows) == 0:
+        raise RenderError(f"the {split} split of {stage} is empty")
+    return rows, sorted(random.Random(seed).sample(range(len(rows)), min(sample, len(rows))))
+
+
+def print_rows(out: Console, stage: Path, rows: Any, hits: list[int], split: Split) -> None:
+    """The weight legend, then each chosen row: a title, its highlighted text, its counts."""
+    from transformers import AutoTokenizer
+
+    from sharegpt_tools.tokenize.chat_tokenizer import TOKENIZER_DIR
+
     tokenizer = AutoTokenizer.from_pretrained(str(stage / TOKENIZER_DIR), local_files_only=True)
-    out = Console(highlight=False)
     out.print(
         Text.assemble(
             "weight: ", ("1", FULL_WEIGHT), "  ", ("0 < w < 1", PART_WEIGHT), "  ", ("0", NO_WEIGHT)
@@ -79,12 +66,17 @@ def render(
         title = f"{row['id']}  piece {row['piece']}  class {row['class']}  ({split} row {index})"
         out.rule(Text(visible_controls(title)))  # Text: brackets in an id are not rich markup
         out.print(highlighted(tokenizer, row["input_ids"], row["loss_weights"]))
-        weights = sorted({round(w, 4) for w in row["loss_weights"] if w > 0})
-        supervised = sum(1 for w in row["loss_weights"] if w > 0)
-        out.print(
-            f"{row['length']:,} tokens, {supervised:,} supervised "
-            f"(weights {', '.join(f'{w:g}' for w in weights) or 'none'}), class {row['class']}"
-        )
+        out.print(row_summary(row))
+
+
+def row_summary(row: dict) -> str:
+    """Token count, supervised tokens with their distinct weights, and the class."""
+    weights = sorted({round(w, 4) for w in row["loss_weights"] if w > 0})
+    supervised = sum(1 for w in row["loss_weights"] if w > 0)
+    return (
+        f"{row['length']:,} tokens, {supervised:,} supervised "
+        f"(weights {', '.join(f'{w:g}' for w in weights) or 'none'}), class {row['class']}"
+    )
 
 
 def highlighted(tokenizer: Any, input_ids: list[int], weights: list[float]) -> Text:
