@@ -10,8 +10,8 @@ import pytest
 from tokenized_fixtures import labeled_row, write_stage
 from typer.testing import CliRunner
 
+from sharegpt_tools.clean.options import CleanOptions
 from sharegpt_tools.clean.pipeline import run_clean
-from sharegpt_tools.clean.steps import CleanOptions
 from sharegpt_tools.cli.main import app
 from sharegpt_tools.export import ExportFormat, export_stage, resolve_stage
 from sharegpt_tools.tokenize.stage import resolve_input

@@ -25,8 +25,8 @@ import tokenized_fixtures as fx
 from tokenized_fixtures import labeled_row, write_stage
 from typer.testing import CliRunner
 
+from sharegpt_tools.clean.options import CleanOptions
 from sharegpt_tools.clean.pipeline import run_clean
-from sharegpt_tools.clean.steps import CleanOptions
 from sharegpt_tools.cli.main import app
 from sharegpt_tools.tokenize.options import TokenizeOptions
 from sharegpt_tools.tokenize.stage import run_tokenize

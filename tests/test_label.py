@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from sharegpt_tools.clean.options import CleanOptions
 from sharegpt_tools.clean.pipeline import run_clean
-from sharegpt_tools.clean.steps import CleanOptions
 from sharegpt_tools.cli.main import app
 from sharegpt_tools.label.presets import PRESET_DIR as PRESETS
 from sharegpt_tools.label.rules import RulesError, load_rules

@@ -35,3 +35,37 @@ def test_neither_package_names_the_other() -> None:
             if other in path.read_text(encoding="utf-8")
         ]
         assert naming == [], f"{package} names {other} in {naming}"
+
+
+@pytest.mark.parametrize(
+    ("command", "options", "renamed"),
+    [
+        ("clean", "sharegpt_tools.clean.options:CleanOptions", {"unknown_as": "unknown_model_as"}),
+        ("tokenize", "sharegpt_tools.tokenize.options:TokenizeOptions", {}),
+    ],
+)
+def test_a_commands_defaults_are_its_options_dataclass_defaults(
+    command: str, options: str, renamed: dict[str, str]
+) -> None:
+    import dataclasses
+    import importlib
+
+    import typer
+
+    from sharegpt_tools.cli.main import app
+
+    module, name = options.split(":")
+    declared = {
+        f.name: f.default
+        for f in dataclasses.fields(getattr(importlib.import_module(module), name))
+        if f.default is not dataclasses.MISSING
+    }
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    shared = {
+        renamed.get(p.name, p.name): p.default
+        for p in click_command.params
+        if renamed.get(p.name, p.name) in declared and p.default is not None
+    }
+    assert len(shared) >= 6, shared
+    for field, default in shared.items():
+        assert default == declared[field], (command, field, default, declared[field])

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from tokenized_fixtures import toy_tokenizer  # noqa: F401
 
+from sharegpt_tools.clean.options import CleanOptions
 from sharegpt_tools.clean.pipeline import run_clean
-from sharegpt_tools.clean.steps import CleanOptions
 from sharegpt_tools.label.presets import PRESET_DIR as PRESETS
 from sharegpt_tools.label.rules import load_rules
 from sharegpt_tools.label.stage import run_label

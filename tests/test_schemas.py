@@ -8,8 +8,8 @@ import jsonschema
 import polars as pl
 import pytest
 
+from sharegpt_tools.clean.options import CleanOptions
 from sharegpt_tools.clean.pipeline import run_clean
-from sharegpt_tools.clean.steps import CleanOptions
 from sharegpt_tools.schemas import validate
 from sharegpt_tools.workspace import Workspace
 

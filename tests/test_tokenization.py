@@ -499,8 +499,8 @@ def test_classes_keep_the_rules_order_so_equal_weights_pick_the_first_declared_a
     """sources-no-reward.yaml gives both classes weight 1.0: the inference (expert) condition must
     still be GPT4, the class the rules file declares first, not the more frequent gpt35."""
     from crlft_train.checkpoint import expert_condition
+    from sharegpt_tools.clean.options import CleanOptions
     from sharegpt_tools.clean.pipeline import run_clean
-    from sharegpt_tools.clean.steps import CleanOptions
     from sharegpt_tools.label.rules import load_rules
     from sharegpt_tools.label.stage import run_label
 

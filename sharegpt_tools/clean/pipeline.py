@@ -38,7 +38,8 @@ from sharegpt_tools.clean.batches import (
     clean_chunk,
 )
 from sharegpt_tools.clean.dedup import MinHashScheme, band_layout, find_near_duplicates
-from sharegpt_tools.clean.steps import CleanOptions, RowCleaner, near_dup_params
+from sharegpt_tools.clean.options import CleanOptions
+from sharegpt_tools.clean.steps import RowCleaner, near_dup_params
 from sharegpt_tools.io.readers import RawRow, RowReader
 from sharegpt_tools.records import CLEAN_SCHEMA, REJECTS_SCHEMA, Reason
 from sharegpt_tools.workspace import (

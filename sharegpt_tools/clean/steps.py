@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -23,6 +22,7 @@ from sharegpt_tools.clean.dedup import (
     exact_key_of,
     turn_word_hashes,
 )
+from sharegpt_tools.clean.options import CleanOptions
 from sharegpt_tools.clean.refusals import RefusalMode, find_refusal, load_phrases
 from sharegpt_tools.io.readers import RawRow
 from sharegpt_tools.records import (
@@ -32,35 +32,6 @@ from sharegpt_tools.records import (
     Reason,
     Rejected,
 )
-
-
-@dataclass(frozen=True)
-class CleanOptions:
-    """Every knob of the clean stage; recorded verbatim in the manifest."""
-
-    html: bool = True
-    min_turns: int = 2
-    max_turn_chars: int = 200_000
-    exact_dedup: bool = True
-    near_dedup: bool = True
-    near_threshold: float = 0.8
-    near_ngram: int = 5
-    num_perm: int = 128
-    languages: tuple[str, ...] = ()
-    lang_backend: str = "fasttext"  # fasttext | langdetect | none
-    lang_threshold: float = 0.5
-    unknown_model_as: str = MODEL_UNKNOWN
-    refusals: RefusalMode = RefusalMode.MARK
-    refusal_phrases: Path | None = None
-    workers: int = 0  # 0 = one per core
-    batch_size: int = 256
-
-    def to_json(self) -> dict:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        out["languages"] = list(self.languages)
-        out["refusals"] = str(self.refusals)
-        out["refusal_phrases"] = str(self.refusal_phrases) if self.refusal_phrases else None
-        return out
 
 
 @dataclass(slots=True)

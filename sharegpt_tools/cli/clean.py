@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,22 +9,11 @@ import typer
 from rich.progress import DownloadColumn, TextColumn
 from rich.table import Table
 
+from sharegpt_tools.clean.options import CleanOptions, LangBackend, UnknownAs
 from sharegpt_tools.clean.refusals import RefusalMode
-from sharegpt_tools.cli.common import WorkspaceOption, console, fail, progress_bar
-from sharegpt_tools.records import MODEL_GPT4, MODEL_GPT35, MODEL_UNKNOWN
+from sharegpt_tools.cli.common import WorkspaceOption, console, defaults, fail, progress_bar
 
-
-class LangBackend(StrEnum):
-    FASTTEXT = "fasttext"
-    LANGDETECT = "langdetect"
-    NONE = "none"
-
-
-class UnknownAs(StrEnum):
-    UNKNOWN = MODEL_UNKNOWN
-    GPT35 = MODEL_GPT35
-    GPT4 = MODEL_GPT4
-
+DEFAULT = defaults(CleanOptions)
 
 STRUCTURE = "Structure"
 DEDUP = "Deduplication"
@@ -52,25 +40,25 @@ def clean(
         typer.Option(
             help="Convert ChatGPT HTML in assistant turns to Markdown.", rich_help_panel=STRUCTURE
         ),
-    ] = True,
+    ] = DEFAULT.html,
     min_turns: Annotated[
         int,
         typer.Option(
             min=2, help="Turns a conversation needs after repairs.", rich_help_panel=STRUCTURE
         ),
-    ] = 2,
+    ] = DEFAULT.min_turns,
     max_turn_chars: Annotated[
         int,
         typer.Option(
             min=0, help="Reject rows with a longer turn (0 = no limit).", rich_help_panel=STRUCTURE
         ),
-    ] = 200_000,
+    ] = DEFAULT.max_turn_chars,
     exact_dedup: Annotated[
         bool, typer.Option(help="Drop exact duplicates (case/space folded).", rich_help_panel=DEDUP)
-    ] = True,
+    ] = DEFAULT.exact_dedup,
     near_dedup: Annotated[
         bool, typer.Option(help="Drop near duplicates (MinHash LSH).", rich_help_panel=DEDUP)
-    ] = True,
+    ] = DEFAULT.near_dedup,
     near_threshold: Annotated[
         float,
         typer.Option(
@@ -79,16 +67,16 @@ def clean(
             help="Jaccard similarity counted as near duplicate.",
             rich_help_panel=DEDUP,
         ),
-    ] = 0.8,
+    ] = DEFAULT.near_threshold,
     near_ngram: Annotated[
         int,
         typer.Option(
             min=1, help="Word n-gram size of the MinHash shingles.", rich_help_panel=DEDUP
         ),
-    ] = 5,
+    ] = DEFAULT.near_ngram,
     num_perm: Annotated[
         int, typer.Option(min=16, help="MinHash permutations.", rich_help_panel=DEDUP)
-    ] = 128,
+    ] = DEFAULT.num_perm,
     lang: Annotated[
         list[str] | None,
         typer.Option(
@@ -98,7 +86,7 @@ def clean(
     ] = None,
     lang_backend: Annotated[
         LangBackend, typer.Option(help="Language identifier.", rich_help_panel=LANGUAGE)
-    ] = LangBackend.FASTTEXT,
+    ] = DEFAULT.lang_backend,
     lang_threshold: Annotated[
         float,
         typer.Option(
@@ -107,21 +95,21 @@ def clean(
             help="Below this score the language is 'und'.",
             rich_help_panel=LANGUAGE,
         ),
-    ] = 0.5,
+    ] = DEFAULT.lang_threshold,
     unknown_as: Annotated[
         UnknownAs,
         typer.Option(
             help="What an unattributed row becomes (the paper counts non-GPT-4 as GPT-3.5).",
             rich_help_panel=MODEL,
         ),
-    ] = UnknownAs.UNKNOWN,
+    ] = DEFAULT.unknown_model_as,
     refusals: Annotated[
         RefusalMode,
         typer.Option(
             help="drop: reject; mark: keep and record the turns (label gives them weight 0); keep.",
             rich_help_panel=REFUSAL,
         ),
-    ] = RefusalMode.MARK,
+    ] = DEFAULT.refusals,
     refusal_phrases: Annotated[
         Path | None,
         typer.Option(
@@ -130,10 +118,10 @@ def clean(
             dir_okay=False,
             rich_help_panel=REFUSAL,
         ),
-    ] = None,
+    ] = DEFAULT.refusal_phrases,
     workers: Annotated[
         int, typer.Option(min=0, help="Worker processes (0 = one per core).", rich_help_panel=RUN)
-    ] = 0,
+    ] = DEFAULT.workers,
     allow_empty: Annotated[
         bool,
         typer.Option(
@@ -151,7 +139,6 @@ def clean(
     manifest.json counts them; the stage is replaced atomically at the end of the run.
     """
     from sharegpt_tools.clean.pipeline import run_clean
-    from sharegpt_tools.clean.steps import CleanOptions
     from sharegpt_tools.io.readers import InputError
     from sharegpt_tools.workspace import StageError, Workspace
 
@@ -165,9 +152,9 @@ def clean(
         near_ngram=near_ngram,
         num_perm=num_perm,
         languages=tuple(code.strip().lower() for code in lang or ()),
-        lang_backend=str(lang_backend),
+        lang_backend=lang_backend,
         lang_threshold=lang_threshold,
-        unknown_model_as=str(unknown_as),
+        unknown_model_as=unknown_as,
         refusals=refusals,
         refusal_phrases=refusal_phrases,
         workers=workers,

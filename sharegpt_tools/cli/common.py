@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, NoReturn
 
 import typer
@@ -63,4 +65,13 @@ def progress_bar(*counters: ProgressColumn) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+    )
+
+
+def defaults(options: type) -> SimpleNamespace:
+    """The field defaults of a stage's options dataclass. Each command's option defaults are read
+    from here, so that the command line and the library declare them once and cannot disagree."""
+    fields = dataclasses.fields(options)
+    return SimpleNamespace(
+        **{f.name: f.default for f in fields if f.default is not f.default_factory}
     )

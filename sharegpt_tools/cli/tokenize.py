@@ -9,9 +9,11 @@ import typer
 from rich.progress import MofNCompleteColumn, TextColumn
 from rich.table import Table
 
-from sharegpt_tools.cli.common import WorkspaceOption, console, fail, progress_bar
-from sharegpt_tools.tokenize.options import LongMode
-from sharegpt_tools.tokenize.templates import DEFAULT_EOT, Position, SystemFormat
+from sharegpt_tools.cli.common import WorkspaceOption, console, defaults, fail, progress_bar
+from sharegpt_tools.tokenize.options import LongMode, TokenizeOptions
+from sharegpt_tools.tokenize.templates import Position, SystemFormat
+
+DEFAULT = defaults(TokenizeOptions)
 
 TEMPLATE = "Template"
 LENGTH = "Length"
@@ -34,7 +36,7 @@ def tokenize(
             help="Where the condition tag goes (paper App. A); none = ablation without tags.",
             rich_help_panel=TEMPLATE,
         ),
-    ] = Position.BEFORE_SPEAKER,
+    ] = DEFAULT.position,
     system_format: Annotated[
         SystemFormat,
         typer.Option(
@@ -42,18 +44,18 @@ def tokenize(
             "token, as OpenChat writes it; prefixed = `System: ` before it.",
             rich_help_panel=TEMPLATE,
         ),
-    ] = SystemFormat.OPENCHAT,
+    ] = DEFAULT.system_format,
     eot: Annotated[
         str,
         typer.Option(
             help="End-of-turn special token (added to the tokenizer when missing).",
             rich_help_panel=TEMPLATE,
         ),
-    ] = DEFAULT_EOT,
+    ] = DEFAULT.eot,
     max_length: Annotated[
         int,
         typer.Option(min=1, help="Longest row in tokens.", rich_help_panel=LENGTH),
-    ] = 4096,
+    ] = DEFAULT.max_length,
     long: Annotated[
         LongMode,
         typer.Option(
@@ -61,7 +63,7 @@ def tokenize(
             "truncate to the first --max-length tokens, or drop.",
             rich_help_panel=LENGTH,
         ),
-    ] = LongMode.SPLIT,
+    ] = DEFAULT.long,
     val_fraction: Annotated[
         float,
         typer.Option(
@@ -70,14 +72,14 @@ def tokenize(
             help="Share of conversations in the validation split (0 = no validation split).",
             rich_help_panel=SPLIT,
         ),
-    ] = 0.01,
+    ] = DEFAULT.val_fraction,
     seed: Annotated[
         int,
         typer.Option(
             help="Seed of the split: a conversation's split depends on (id, seed) only.",
             rich_help_panel=SPLIT,
         ),
-    ] = 0,
+    ] = DEFAULT.seed,
     input_dir: Annotated[
         Path | None,
         typer.Option(
@@ -100,7 +102,7 @@ def tokenize(
 
     Everything else gets weight 0; text inside turns is plain text, never control tokens.
     """
-    from sharegpt_tools.tokenize.options import TokenizeError, TokenizeOptions
+    from sharegpt_tools.tokenize.options import TokenizeError
     from sharegpt_tools.tokenize.stage import resolve_input, run_tokenize
     from sharegpt_tools.workspace import StageError, Workspace
 

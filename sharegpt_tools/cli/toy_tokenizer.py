@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from sharegpt_tools.cli.common import WorkspaceOption, console, fail
+from sharegpt_tools.synthetic.toy_tokenizer import DEFAULT_VOCAB_SIZE, MIN_VOCAB_SIZE
 
 
 def toy_tokenizer(
@@ -32,11 +33,11 @@ def toy_tokenizer(
     vocab_size: Annotated[
         int,
         typer.Option(
-            min=260,
-            help="Vocabulary size; 260 (the 256 bytes + 4 special tokens) learns no merges: a "
-            "byte-level tokenizer, one token per ASCII character.",
+            min=MIN_VOCAB_SIZE,
+            help=f"Vocabulary size; {MIN_VOCAB_SIZE} (the 256 bytes + 4 special tokens) learns "
+            "no merges: a byte-level tokenizer, one token per ASCII character.",
         ),
-    ] = 4000,
+    ] = DEFAULT_VOCAB_SIZE,
     workspace: WorkspaceOption = Path("data"),
 ) -> None:
     """Train a byte-level BPE tokenizer (`<s>`, `</s>`, `<unk>`, `<pad>`) with `tokenizers` and

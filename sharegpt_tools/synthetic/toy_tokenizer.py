@@ -18,13 +18,17 @@ from typing import Any
 
 BOS, EOS, UNK, PAD = "<s>", "</s>", "<unk>", "<pad>"
 SPECIAL_TOKENS = [BOS, EOS, UNK, PAD]
+MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)  # the bytes and the special tokens: no merges
+DEFAULT_VOCAB_SIZE = 4000
 
 
-def train_toy_tokenizer(texts: Iterable[str], out_dir: Path, vocab_size: int = 4000) -> Path:
+def train_toy_tokenizer(
+    texts: Iterable[str], out_dir: Path, vocab_size: int = DEFAULT_VOCAB_SIZE
+) -> Path:
     """Train a byte-level BPE on `texts` and save it as a Hugging Face tokenizer folder."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    if vocab_size < 256 + len(SPECIAL_TOKENS):
+    if vocab_size < MIN_VOCAB_SIZE:
         raise ValueError(f"vocab size {vocab_size} is below the 256 bytes + special tokens")
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

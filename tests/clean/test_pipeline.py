@@ -9,9 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from sharegpt_tools.clean.options import CleanOptions
 from sharegpt_tools.clean.pipeline import EXECUTION_OPTIONS, run_clean
 from sharegpt_tools.clean.refusals import RefusalMode
-from sharegpt_tools.clean.steps import CleanOptions
 from sharegpt_tools.io.readers import InputError
 from sharegpt_tools.workspace import Workspace, stage_manifest
 
