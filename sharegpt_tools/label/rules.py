@@ -7,9 +7,9 @@ YAML parsing (plain data only, duplicate keys refused), the JSON Schema (shape, 
 fields), and the checks a schema cannot express (finite weights, regexes that compile, unique
 names, a `default` that exists, ids files that exist). Every failure is one `RulesError` line:
 the rules file, the place inside it, what is wrong and what to do. This module owns the typed
-rules and the three layers; the advice wording of YAML and schema errors is in `rules_messages`,
+rules and the three layers; the advice wording of YAML and schema errors is in `messages`,
 and the check of the rules against an input's columns (made by the label stage) in
-`rules_columns`.
+`columns`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The `tokenize` stage: labeled (or subsampled) conversations → a Hugging Face `datasets` folder.
 
 This module runs the stage: it picks the input stage, loads the tokenizer (`chat_tokenizer`),
-checks `--max-length` against the templates, streams batches through `token_rows` (batch k+1 is
+checks `--max-length` against the templates, streams batches through `rows` (batch k+1 is
 rendered and encoded while batch k is assembled), saves the splits with `save_to_disk` next to the
 tokenizer, and writes the manifest (options, counts, timings, the exact template strings).
 
@@ -9,7 +9,7 @@ Content segments (user, assistant, system text) are tokenized as plain text in l
 the fast tokenizer (the ids of `tok(texts, add_special_tokens=False, split_special_tokens=True)`),
 so that `<|end_of_turn|>`, `</s>` or `GPT4 Assistant:` typed by a user stay ordinary text; template
 pieces are tokenized once per distinct string; the end-of-turn marker and BOS are added by id.
-The token rules, `--long` and the validation split are described in `token_rows`; how the ids
+The token rules, `--long` and the validation split are described in `rows`; how the ids
 are made to equal what the exported tokenizer and chat template give (sections, SentencePiece's
 dummy prefix, the probe that refuses a tokenizer) in `chat_tokenizer`.
 """
