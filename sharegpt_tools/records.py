@@ -1,10 +1,13 @@
-"""The conversation record and the reject reasons, defined once for every stage.
+"""The conversation record, the reject reasons and the row accounting, defined once for every
+stage.
 
 Field names here are the data contract of `data/clean/` (see schemas/conversation.schema.json).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import pyarrow as pa
@@ -32,8 +35,12 @@ MODEL_UNKNOWN = "unknown"
 
 
 class Reason(StrEnum):
-    """Stable reject codes: scripts and later stages match on these strings."""
+    """Stable reject codes of every stage: scripts and later stages match on these strings.
 
+    clean rejects a row for the first group, label drops one for the second, tokenize for the
+    third (a conversation that produced no row)."""
+
+    # --- clean
     INVALID_UTF8 = "invalid_utf8"
     INVALID_JSON = "invalid_json"
     # A lone UTF-16 surrogate escape (`\ud800` without its pair): valid JSON, not valid Unicode.
@@ -53,6 +60,48 @@ class Reason(StrEnum):
     NEAR_DUPLICATE = "near_duplicate"
     LANGUAGE_FILTERED = "language_filtered"
     REFUSAL = "refusal"
+    # --- label
+    UNMATCHED = "unmatched"  # no class matched and `default: drop`
+    MISSING_WEIGHT = "missing_weight"  # the weight column is null/NaN and `missing: drop`
+    # --- tokenize
+    TOO_LONG = "too_long"  # longer than --max-length with --long drop
+    NO_SUPERVISED_TOKEN_LEFT = "no_supervised_token_left"  # truncation cut every answer
+
+
+@dataclass
+class StageCounts:
+    """Rows in, kept and rejected by reason: the accounting in every stage's manifest.
+
+    in = kept + Σ rejected always holds when each row is counted once as in and once as kept or
+    rejected; counts of batches or workers add up with `+`.
+    """
+
+    rows_in: int = 0
+    kept: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    def __add__(self, other: StageCounts) -> StageCounts:
+        return StageCounts(
+            self.rows_in + other.rows_in, self.kept + other.kept, self.rejected + other.rejected
+        )
+
+    def reject(self, reason: Reason, rows: int = 1) -> None:
+        if rows:
+            self.rejected[str(reason)] += rows
+
+    def to_json(self) -> dict:
+        """The manifest schema's accounting: in, kept, rejected, rejected_by_reason."""
+        rejected = sum(self.rejected.values())
+        if self.rows_in != self.kept + rejected:
+            raise AssertionError(
+                f"accounting broken: {self.rows_in} rows in, {self.kept} kept, {rejected} rejected"
+            )
+        return {
+            "in": self.rows_in,
+            "kept": self.kept,
+            "rejected": rejected,
+            "rejected_by_reason": {str(k): v for k, v in self.rejected.most_common()},
+        }
 
 
 class Rejected(Exception):

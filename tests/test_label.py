@@ -18,8 +18,8 @@ from sharegpt_tools.clean.pipeline import run_clean
 from sharegpt_tools.cli.main import app
 from sharegpt_tools.label.presets import PRESET_DIR as PRESETS
 from sharegpt_tools.label.rules import RulesError, load_rules
-from sharegpt_tools.label.stage import MISSING_WEIGHT, UNMATCHED, LabelResult, run_label
-from sharegpt_tools.records import CLEAN_SCHEMA, LABELED_SCHEMA
+from sharegpt_tools.label.stage import LabelResult, run_label
+from sharegpt_tools.records import CLEAN_SCHEMA, LABELED_SCHEMA, Reason
 from sharegpt_tools.schemas import validate
 from sharegpt_tools.workspace import StageError, Workspace, stage_manifest, write_json_atomic
 
@@ -213,7 +213,7 @@ def test_unmatched_rows_are_dropped_with_the_full_record(tmp_path: Path) -> None
     )
     assert set(dropped["id"]) == {"c", "d", "e"}
     assert dropped.columns == [*CLEAN_SCHEMA.names, "reason", "detail"]
-    assert set(dropped["reason"]) == {UNMATCHED}
+    assert set(dropped["reason"]) == {Reason.UNMATCHED}
     row = dropped.filter(pl.col("id") == "d").row(0, named=True)
     assert row["conversations"] == ROWS[3]["conversations"]
     assert "model gpt-3.5, language fr, 2 turns, 1000 chars" in row["detail"]
@@ -221,7 +221,7 @@ def test_unmatched_rows_are_dropped_with_the_full_record(tmp_path: Path) -> None
     assert (counts["kept"], counts["dropped"], counts["rejected_by_reason"]) == (
         2,
         3,
-        {UNMATCHED: 3},
+        {Reason.UNMATCHED: 3},
     )
 
 
@@ -273,9 +273,9 @@ def test_reversed_map_and_missing_drop(tmp_path: Path) -> None:
     )
     assert kept["weight"].to_list() == pytest.approx([1.0, 1.0, 0.875, 0.5, 0.5])
     assert dropped["id"].to_list() == ["r5", "r6"]
-    assert set(dropped["reason"]) == {MISSING_WEIGHT}
+    assert set(dropped["reason"]) == {Reason.MISSING_WEIGHT}
     assert "judge_score" in dropped["detail"][0]
-    assert result.counts["rejected_by_reason"] == {MISSING_WEIGHT: 2}
+    assert result.counts["rejected_by_reason"] == {Reason.MISSING_WEIGHT: 2}
 
 
 # --- errors and atomicity -------------------------------------------------------------------------

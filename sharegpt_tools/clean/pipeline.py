@@ -41,7 +41,7 @@ from sharegpt_tools.clean.dedup import MinHashScheme, band_layout, find_near_dup
 from sharegpt_tools.clean.options import CleanOptions
 from sharegpt_tools.clean.steps import RowCleaner, near_dup_params
 from sharegpt_tools.io.readers import RawRow, RowReader
-from sharegpt_tools.records import CLEAN_SCHEMA, REJECTS_SCHEMA, Reason
+from sharegpt_tools.records import CLEAN_SCHEMA, REJECTS_SCHEMA, Reason, StageCounts
 from sharegpt_tools.workspace import (
     CONVERSATIONS,
     MANIFEST,
@@ -177,19 +177,14 @@ class Accounting:
     """Counts that add up: rows in = kept + Σ rejected per reason."""
 
     def __init__(self) -> None:
-        self.rows_in = 0
-        self.kept = 0
-        self.rejected: Counter[str] = Counter()
+        self.rows = StageCounts()
         self.models: Counter[str] = Counter()
         self.languages: Counter[str] = Counter()
         self.fixes: Counter[str] = Counter()
 
     def to_json(self) -> dict:
         return {
-            "in": self.rows_in,
-            "kept": self.kept,
-            "rejected": sum(self.rejected.values()),
-            "rejected_by_reason": dict(self.rejected.most_common()),
+            **self.rows.to_json(),
             "models": dict(self.models.most_common()),
             "languages": dict(self.languages.most_common()),
             "structure_fixes": dict(self.fixes.most_common()),
@@ -203,7 +198,7 @@ class RejectSink:
 
     def write(self, rejects: pa.RecordBatch | pa.Table) -> None:
         if rejects.num_rows:
-            self.accounting.rejected.update(rejects.column("reason").to_pylist())
+            self.accounting.rows.rejected.update(rejects.column("reason").to_pylist())
             self.writer.write(rejects)
 
     def close(self) -> None:
@@ -255,14 +250,14 @@ def run_clean(
         # collected (the traceback keeps it alive until the error is handled).
         with spill as candidates, closing(clean_chunks(reader, options)) as chunks:
             for chunk in chunks:
-                accounting.rows_in += chunk.kept.num_rows + chunk.rejects.num_rows
+                accounting.rows.rows_in += chunk.kept.num_rows + chunk.rejects.num_rows
                 accounting.fixes.update(chunk.fixes)
                 rejects.write(chunk.rejects)
                 route_candidates(chunk.kept, state, rejects, candidates)
                 if progress:
-                    progress(reader.bytes_read, reader.total_bytes, accounting.rows_in)
+                    progress(reader.bytes_read, reader.total_bytes, accounting.rows.rows_in)
         if progress:
-            progress(reader.total_bytes, reader.total_bytes, accounting.rows_in)
+            progress(reader.total_bytes, reader.total_bytes, accounting.rows.rows_in)
         timings["read_and_clean_s"] = time.perf_counter() - started
 
         near = near_duplicates(out / CANDIDATES, state, options)
@@ -384,7 +379,7 @@ def write_conversations(
             keep = np.fromiter((p not in near for p in positions), dtype=bool, count=batch.num_rows)
             kept = batch if keep.all() else batch.filter(pa.array(keep))
             writer.write(kept)
-            accounting.kept += kept.num_rows
+            accounting.rows.kept += kept.num_rows
             accounting.models.update(kept.column("model").to_pylist())
             accounting.languages.update(kept.column("language").to_pylist())
             offset += batch.num_rows

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from sharegpt_tools.label.columns import check_columns
 from sharegpt_tools.label.rules import ColumnWeight, FieldTest, LabelClass, Match, Range, Rules
-from sharegpt_tools.records import CLEAN_SCHEMA, LABELED_SCHEMA, ROLE_GPT
+from sharegpt_tools.records import CLEAN_SCHEMA, LABELED_SCHEMA, ROLE_GPT, Reason, StageCounts
 from sharegpt_tools.workspace import (
     CONVERSATIONS,
     MANIFEST,
@@ -34,8 +34,6 @@ from sharegpt_tools.workspace import (
 )
 
 DROPPED = "dropped.parquet"
-UNMATCHED = "unmatched"  # no class matched and `default: drop`
-MISSING_WEIGHT = "missing_weight"  # the weight column is null/NaN and `missing: drop`
 DROP_COLUMNS = [pa.field("reason", pa.string()), pa.field("detail", pa.string())]
 BATCH_ROWS = 4096
 CLASS_INDEX = "_class"
@@ -161,9 +159,9 @@ class Labeler:
         self.condition = index.replace_strict(list(range(len(names))), conditions, default=None)
         self.reason = (
             pl.when(index.is_null())
-            .then(pl.lit(UNMATCHED))
+            .then(pl.lit(str(Reason.UNMATCHED)))
             .when(pl.col("weight").is_null())
-            .then(pl.lit(MISSING_WEIGHT))
+            .then(pl.lit(str(Reason.MISSING_WEIGHT)))
         )
         self.detail = drop_detail(rules.classes, index)
 
@@ -348,15 +346,15 @@ class LabelTally:
     """Counts that add across batches, and up: in = kept + dropped."""
 
     classes: dict[str, ClassCounts]
-    dropped: Counter[str] = field(default_factory=Counter)
-    rows_in: int = 0
+    rows: StageCounts = field(default_factory=StageCounts)
 
     @classmethod
     def for_rules(cls, rules: Rules) -> LabelTally:
         return cls({c.name: ClassCounts() for c in rules.classes})
 
     def add(self, rows_in: int, kept: pl.DataFrame, dropped: pl.DataFrame) -> None:
-        self.rows_in += rows_in
+        reasons = Counter(dict(dropped.group_by("reason").len().iter_rows()))
+        self.rows += StageCounts(rows_in, len(kept), reasons)
         per_class = kept.group_by("class").agg(
             pl.len().alias("conversations"),
             pl.col("num_turns").sum().alias("turns"),
@@ -367,18 +365,11 @@ class LabelTally:
         )
         for row in per_class.iter_rows(named=True):
             self.classes[row["class"]].add(row)
-        self.dropped.update(dict(dropped.group_by("reason").len().iter_rows()))
 
     def to_json(self) -> dict:
-        kept = sum(c.conversations for c in self.classes.values())
-        dropped = sum(self.dropped.values())
-        assert self.rows_in == kept + dropped, "label accounting broken: a row went missing"
+        rows = self.rows.to_json()
         return {
-            "in": self.rows_in,
-            "kept": kept,
-            "dropped": dropped,
-            # `rejected` is the name the shared manifest schema gives a stage's dropped rows.
-            "rejected": dropped,
-            "rejected_by_reason": dict(self.dropped.most_common()),
+            **rows,
+            "dropped": rows["rejected"],  # label's own word for its rejected rows
             "classes": {name: vars(counts) for name, counts in self.classes.items()},
         }

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sharegpt_tools.records import Reason, StageCounts
 from sharegpt_tools.tokenize import templates
 from sharegpt_tools.tokenize.chat_tokenizer import ChatTokenizer
 from sharegpt_tools.tokenize.options import LongMode, TokenizeError, TokenizeOptions
@@ -178,7 +179,8 @@ def prepare(batch: pa.RecordBatch, pool: TemplatePool, options: TokenizeOptions)
 class Counts:
     """Additive counts of the stage (saved in the manifest)."""
 
-    conversations_in: int = 0
+    # Conversations in, kept (made at least one row) and rejected (made none) by reason.
+    conversations: StageCounts = field(default_factory=StageCounts)
     long_conversations: int = 0
     split_conversations: int = 0
     pieces_from_splits: int = 0
@@ -190,16 +192,11 @@ class Counts:
     content_tokens: int = 0
     by_class: dict[str, Counter] = field(default_factory=dict)
     rows_by_split: Counter = field(default_factory=Counter)
-    # Conversations that produced no row at all, by reason.
-    rejected_by_reason: Counter = field(default_factory=Counter)
 
     def to_json(self) -> dict:
         data = {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
-        # The shared manifest schema's conversation accounting: in = kept + rejected.
-        data["in"] = self.conversations_in
-        data["rejected"] = sum(self.rejected_by_reason.values())
-        data["kept"] = self.conversations_in - data["rejected"]
-        data["rejected_by_reason"] = dict(self.rejected_by_reason.most_common())
+        data["conversations_in"] = self.conversations.rows_in
+        data.update(self.conversations.to_json())  # the manifest schema's in/kept/rejected
         data["rows"] = sum(self.rows_by_split.values())
         data["tokens"] = sum(c["tokens"] for c in self.by_class.values())
         data["supervised_tokens"] = sum(c["supervised_tokens"] for c in self.by_class.values())
@@ -319,8 +316,13 @@ def assemble(
     # Per-class counts over the rows that are kept.
     kept = ~lost
     planned, produced_ids = set(owner), set(owner_arr[kept].tolist())
-    counts.rejected_by_reason["too_long"] += len(p.ids) - len(planned)  # --long drop
-    counts.rejected_by_reason["no_supervised_token_left"] += len(planned - produced_ids)
+    rejected = Counter(
+        {
+            Reason.TOO_LONG: len(p.ids) - len(planned),  # --long drop
+            Reason.NO_SUPERVISED_TOKEN_LEFT: len(planned - produced_ids),
+        }
+    )
+    counts.conversations += StageCounts(len(p.ids), len(produced_ids), rejected)
     produced = Counter(p.classes[c] for c in produced_ids)
     for name in set(p.classes) | set(classes):
         stats = counts.by_class.setdefault(name, Counter())

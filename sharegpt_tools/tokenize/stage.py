@@ -304,7 +304,6 @@ def tokenize_record_batches(
             if pending is not None:
                 prepared_before, future = pending
                 rows = assemble(prepared_before, future.result(), pool, options, counts)
-                counts.conversations_in += len(prepared_before.ids)
                 done += len(prepared_before.ids)
                 tokens += sum(int(r.column("length").to_numpy().sum()) for r in rows.values())
                 if progress:
