@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from crlft_contract import END_OF_TURN
+
 CHECKPOINTS = "checkpoints"
 KEEP_CHECKPOINTS = 2
 RECORD = "crlft_run.json"  # inside each checkpoint folder: its files' sizes and the run's options
@@ -395,7 +397,7 @@ def chat_template(templates: dict, default_condition: str, control_tokens: list[
     raises instead of injecting it; `crlft-chat` (`chat.PromptEncoder`) encodes such content as
     plain text, segment by segment, as training did.
     """
-    eot = templates.get("eot", "<|end_of_turn|>")
+    eot = templates.get("eot", END_OF_TURN)
     separator = templates.get("separator", " ")
     conditions = {}
     for info in templates.get("by_class", {}).values():
@@ -552,7 +554,7 @@ def write_generation_config(
 ) -> None:
     from transformers import GenerationConfig
 
-    eot_id = tokenizer.convert_tokens_to_ids(templates.get("eot", "<|end_of_turn|>"))
+    eot_id = tokenizer.convert_tokens_to_ids(templates.get("eot", END_OF_TURN))
     stops = [i for i in (eot_id, tokenizer.eos_token_id) if i is not None]
     config = GenerationConfig(
         eos_token_id=stops,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from crlft_contract import CONDITION_EVAL_DIR
 from crlft_train.chat import model_folder
 from crlft_train.data import DataError, TokenizedData, load_tokenized
 
@@ -68,7 +69,7 @@ def validation_under_conditions(data: TokenizedData) -> dict[str, list[dict]]:
     import datasets
 
     info = data.manifest.get("condition_eval") or {}
-    folder = data.folder / info.get("path", "condition_eval")
+    folder = data.folder / info.get("path", CONDITION_EVAL_DIR)
     if not info.get("conditions") or not (folder / "dataset_dict.json").is_file():
         raise DataError(
             f"{data.folder} has no condition_eval/ (the validation split rendered under every "

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import torch
 
-REQUIRED_COLUMNS = ("input_ids", "labels", "loss_weights", "length", "class")
-IGNORE_INDEX = -100
+from crlft_contract import IGNORE_INDEX, REQUIRED_COLUMNS
 
 
 class DataError(ValueError):

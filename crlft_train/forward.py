@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 import torch
 import torch.distributed as dist
 
+from crlft_contract import class_loss_key
 from crlft_train import loss
 from crlft_train.attention import VARLEN, varlen_inputs
 from crlft_train.data import PackedBatch, pack
@@ -146,7 +147,9 @@ def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
     return value
 
 
-def class_losses(class_index: dict[str, int], totals: torch.Tensor) -> dict:
+def class_losses(
+    class_index: dict[str, int], totals: torch.Tensor, validation: bool = False
+) -> dict:
     """Mean CE per class over its supervised tokens (Σ w·CE / Σ w: the class weight cancels).
 
     None (JSON null) for a class with no supervised token in the batch: a step of a rare class's
@@ -155,7 +158,7 @@ def class_losses(class_index: dict[str, int], totals: torch.Tensor) -> dict:
     out = {}
     for name, i in class_index.items():
         weight = totals[i, 1].item()
-        out[f"loss/{name}"] = totals[i, 0].item() / weight if weight else None
+        out[class_loss_key(name, validation)] = totals[i, 0].item() / weight if weight else None
     return out
 
 

@@ -31,7 +31,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from crlft_contract import IGNORE_INDEX
+
 SUM_DTYPE = torch.float64  # Σ w·CE and Σ w, whatever the logits' dtype (see `weighted_sums`)
 
 

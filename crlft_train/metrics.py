@@ -10,6 +10,8 @@ from types import TracebackType
 
 from rich.console import Console
 
+from crlft_contract import CLASS_LOSS_PREFIX, Metric
+
 console = Console(stderr=True)
 
 
@@ -29,7 +31,7 @@ class MetricsLog:
         run_dir.mkdir(parents=True, exist_ok=True)
         if resume_step is not None:
             kept = truncate_to_step(self.path, resume_step)
-            self.validated_steps = {r["step"] for r in kept if "val/loss" in r}
+            self.validated_steps = {r[Metric.STEP] for r in kept if Metric.VAL_LOSS in r}
         self._handle = self.path.open("w" if resume_step is None else "a", encoding="utf-8")
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -43,12 +45,12 @@ class MetricsLog:
     def log(self, record: dict) -> None:
         if not self.enabled or self._handle is None:
             return
-        self._handle.write(json.dumps(record) + "\n")
+        self._handle.write(json.dumps(finite_or_null(record), allow_nan=False) + "\n")
         self._handle.flush()
         if self._tensorboard is not None:
-            step = record["step"]
+            step = record[Metric.STEP]
             for key, value in record.items():
-                if key != "step" and isinstance(value, int | float) and math.isfinite(value):
+                if key != Metric.STEP and isinstance(value, int | float) and math.isfinite(value):
                     self._tensorboard.add_scalar(key, value, step)
 
     def close(self) -> None:
@@ -79,7 +81,7 @@ def truncate_to_step(path: Path, step: int) -> list[dict]:
             record = json.loads(line)
         except ValueError:
             continue
-        logged = record.get("step") if isinstance(record, dict) else None
+        logged = record.get(Metric.STEP) if isinstance(record, dict) else None
         if isinstance(logged, int) and logged <= step:
             kept_lines.append(line)
             kept.append(record)
@@ -100,14 +102,22 @@ def loss_or_dash(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def finite_or_null(record: dict) -> dict:
+    """NaN and ±inf as null: metrics.jsonl stays valid JSON (metrics.schema.json)."""
+    return {
+        key: None if isinstance(value, float) and not math.isfinite(value) else value
+        for key, value in record.items()
+    }
+
+
 def summary_line(record: dict) -> str:
     classes = " ".join(
-        f"{key.removeprefix('loss/')} {loss_or_dash(value)}"
+        f"{key.removeprefix(CLASS_LOSS_PREFIX)} {loss_or_dash(value)}"
         for key, value in record.items()
-        if key.startswith("loss/")
+        if key.startswith(CLASS_LOSS_PREFIX)
     )
     return (
-        f"step {record['step']:>5}  loss {record['loss']:.4f}  ({classes})  "
-        f"lr {record['lr']:.2e}  {record['tokens_per_s']:,.0f} tok/s  "
-        f"pack {record['packing_efficiency']:.1%}"
+        f"step {record[Metric.STEP]:>5}  loss {record[Metric.LOSS]:.4f}  ({classes})  "
+        f"lr {record[Metric.LR]:.2e}  {record[Metric.TOKENS_PER_S]:,.0f} tok/s  "
+        f"pack {record[Metric.PACKING_EFFICIENCY]:.1%}"
     )

@@ -20,6 +20,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from crlft_contract import Metric
 from crlft_train.checkpoint import CHECKPOINTS, checkpoint_steps, newest_record, read_latest
 from crlft_train.config import ConfigError
 
@@ -84,7 +85,7 @@ def last_logged_step(metrics: Path) -> int | None:
         return None
     for line in reversed(metrics.read_text(encoding="utf-8").splitlines()):
         try:
-            return int(json.loads(line)["step"])
+            return int(json.loads(line)[Metric.STEP])
         except (ValueError, KeyError, TypeError):
             continue  # a torn last line of a killed run
     return None

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from crlft_contract import Metric
 from crlft_train import checkpoint, loss, run_folder
 from crlft_train.attention import (
     register_varlen_attention,
@@ -238,13 +239,15 @@ def train_step(run: Run, bins: list[list[int]]) -> dict:
     elapsed = time.perf_counter() - started
     step_tokens = sum(run.lengths[i] for rank_bins in bins for i in rank_bins)
     record = {
-        "loss": global_loss.item(),
-        "lr": run.engine.get_lr()[0],
-        "tokens_per_s": step_tokens / max(elapsed, 1e-9),
-        "packing_efficiency": packing_efficiency(run.lengths, [bins], run.config.batch_max_len),
-        "grad_norm": grad_norm,
-        "weight_sum": global_weight.item(),
-        "tokens": step_tokens,
+        Metric.LOSS: global_loss.item(),
+        Metric.LR: run.engine.get_lr()[0],
+        Metric.TOKENS_PER_S: step_tokens / max(elapsed, 1e-9),
+        Metric.PACKING_EFFICIENCY: packing_efficiency(
+            run.lengths, [bins], run.config.batch_max_len
+        ),
+        Metric.GRAD_NORM: grad_norm,
+        Metric.WEIGHT_SUM: global_weight.item(),
+        Metric.TOKENS: step_tokens,
     }
     record.update(class_losses(run.class_index, per_class))
     return record
@@ -276,8 +279,8 @@ def evaluate(run: Run) -> dict:
         all_reduce_sum(totals.to(run.device)),
         all_reduce_sum(per_class.to(run.device)),
     )
-    record = {"val/loss": (totals[0] / totals[1].clamp(min=1e-12)).item()}
-    record.update({f"val/{k}": v for k, v in class_losses(run.class_index, per_class).items()})
+    record = {Metric.VAL_LOSS: (totals[0] / totals[1].clamp(min=1e-12)).item()}
+    record.update(class_losses(run.class_index, per_class, validation=True))
     return record
 
 
@@ -307,7 +310,7 @@ def train(config: TrainConfig) -> Path | None:
             for bins in run.sampler:
                 if step >= run.total_steps:
                     break
-                record = {"step": step + 1, "epoch": epoch, **train_step(run, bins)}
+                record = {Metric.STEP: step + 1, Metric.EPOCH: epoch, **train_step(run, bins)}
                 step += 1
                 check_finite(run, record, step)
                 log.log(record)
@@ -385,7 +388,7 @@ def options(run: Run) -> dict:
 def log_validation(run: Run, log: MetricsLog, step: int) -> None:
     record = evaluate(run)
     if record:
-        log.log({"step": step, **record})
+        log.log({Metric.STEP: step, **record})
         classes = "  ".join(
             f"{k.removeprefix('val/')} {loss_or_dash(v, 4)}" for k, v in record.items()
         )
@@ -394,7 +397,7 @@ def log_validation(run: Run, log: MetricsLog, step: int) -> None:
 
 def check_finite(run: Run, record: dict, step: int) -> None:
     """Stop on a NaN/inf loss, keeping the state for inspection (the weights are already bad)."""
-    if torch.isfinite(torch.tensor(record["loss"])):
+    if torch.isfinite(torch.tensor(record[Metric.LOSS])):
         return
     path = save(run, step)
     raise TrainingError(

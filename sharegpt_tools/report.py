@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crlft_contract import CLASS_LOSS_PREFIX, VAL_CLASS_LOSS_PREFIX, Metric
 from sharegpt_tools.records import Reason
 from sharegpt_tools.workspace import CONVERSATIONS, MANIFEST, REJECTS, Workspace
 
@@ -294,36 +295,44 @@ def training_section(run_dir: Path) -> Section:
     if not metrics.is_file():
         raise ReportError(f"{run_dir} has no metrics.jsonl: is it a crlft-train run folder?")
     records = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines()]
-    steps = {r["step"]: r for r in records if "loss" in r}  # a resumed run: its last record wins
-    validations = [r for r in records if "val/loss" in r]
+    step, loss, val_loss = Metric.STEP, Metric.LOSS, Metric.VAL_LOSS
+    steps = {r[step]: r for r in records if loss in r}  # a resumed run: its last record wins
+    validations = [r for r in records if val_loss in r]
     section = Section(f"training: {run_dir}")
     ordered = [steps[s] for s in sorted(steps)]
 
     def series(key: str, pool: list[dict]) -> tuple[list[float], list[float]]:
-        points = [(r["step"], r[key]) for r in pool if r.get(key) is not None]
+        points = [(r[step], r[key]) for r in pool if r.get(key) is not None]
         return [p[0] for p in points], [p[1] for p in points]
 
-    keys = sorted({k for r in ordered for k in r if k.startswith("loss/")})
+    def keys_of(pool: list[dict], prefix: str) -> list[str]:
+        return sorted({k for r in pool for k in r if k.startswith(prefix)})
+
     section.charts.append(line_chart(
         "loss", "training loss (weighted) and mean CE per class",
-        {"loss (weighted)": series("loss", ordered), **{k: series(k, ordered) for k in keys}},
+        {"loss (weighted)": series(loss, ordered),
+         **{k: series(k, ordered) for k in keys_of(ordered, CLASS_LOSS_PREFIX)}},
         "loss",
     ))  # fmt: skip
     if validations:
-        val_keys = sorted({k for r in validations for k in r if k.startswith("val/")})
+        val_keys = [val_loss, *keys_of(validations, VAL_CLASS_LOSS_PREFIX)]
         section.charts.append(line_chart(
             "validation", "validation loss", {k: series(k, validations) for k in val_keys}, "loss"
         ))  # fmt: skip
-    section.charts.append(line_chart("lr", "learning rate", {"lr": series("lr", ordered)}, "lr"))
+    section.charts.append(
+        line_chart("lr", "learning rate", {"lr": series(Metric.LR, ordered)}, "lr")
+    )
     section.charts.append(line_chart(
-        "tokens_per_s", "throughput", {"tokens/s": series("tokens_per_s", ordered)}, "tokens/s"
+        "tokens_per_s", "throughput", {"tokens/s": series(Metric.TOKENS_PER_S, ordered)},
+        "tokens/s",
     ))  # fmt: skip
     if ordered:
         last = ordered[-1]
+        last_loss = "not finite" if last[loss] is None else f"{last[loss]:.4f}"  # NaN → null
         section.notes.append(
-            f"{len(ordered)} steps; last loss {last['loss']:.4f}, lr {last['lr']:.2e}; median "
-            f"{np.median([r['tokens_per_s'] for r in ordered]):,.0f} tokens/s; packing "
-            f"{np.mean([r.get('packing_efficiency', 0) for r in ordered]):.1%}."
+            f"{len(ordered)} steps; last loss {last_loss}, lr {last[Metric.LR]:.2e}; median "
+            f"{np.median([r[Metric.TOKENS_PER_S] for r in ordered]):,.0f} tokens/s; packing "
+            f"{np.mean([r.get(Metric.PACKING_EFFICIENCY, 0) for r in ordered]):.1%}."
         )
     return section
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import pytest
 import tokenized_fixtures as fx
 from tokenized_fixtures import CLASSES, labeled_row, read_manifest, write_stage
@@ -156,6 +157,31 @@ def test_dataset_loads_as_pretokenized_data_with_declared_columns(tokenized) -> 
         n = len(row["input_ids"])
         assert n == len(row["labels"]) == len(row["attention_mask"]) == row["length"]
         assert set(row["attention_mask"]) == {1} and row["piece"] == 0
+
+
+def test_every_row_is_what_the_contracts_schema_declares(tokenized) -> None:
+    """crlft_contract/tokenized.schema.json against real rows: the columns in its order, its
+    Arrow types, its ignore index wherever a token has no weight."""
+    import jsonschema
+
+    from crlft_contract import COLUMN_TYPES, IGNORE_INDEX, TOKENIZED_SCHEMA
+
+    _, ws, manifest, _, _ = tokenized
+    train = datasets.load_from_disk(str(ws.stage("tokenized")))["train"]
+    assert train.column_names == list(COLUMN_TYPES) == manifest["columns"]
+
+    def arrow_type(declared: str) -> pa.DataType:
+        inner = declared.removeprefix("list<").removesuffix(">")
+        return pa.list_(pa.type_for_alias(inner)) if inner != declared else pa.type_for_alias(inner)
+
+    assert {f.name: f.type for f in train.data.schema} == {
+        name: arrow_type(declared) for name, declared in COLUMN_TYPES.items()
+    }
+    validator = jsonschema.Draft202012Validator(TOKENIZED_SCHEMA)
+    for row in train:
+        validator.validate(row)
+        for label, weight in zip(row["labels"], row["loss_weights"], strict=True):
+            assert (label == IGNORE_INDEX) == (weight == 0)
 
 
 def test_manifest_records_tokenizer_templates_and_counts(tokenized, toy_tokenizer) -> None:

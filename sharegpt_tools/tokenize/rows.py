@@ -33,35 +33,25 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from crlft_contract import COLUMN_TYPES, COLUMNS, IGNORE_INDEX, SPLITS
 from sharegpt_tools.records import Reason, StageCounts
 from sharegpt_tools.tokenize import templates
 from sharegpt_tools.tokenize.chat_tokenizer import ChatTokenizer
 from sharegpt_tools.tokenize.options import LongMode, TokenizeError, TokenizeOptions
 from sharegpt_tools.tokenize.templates import CONTENT_KINDS
 
-SPLITS = ("train", "validation")
-IGNORE_INDEX = -100
 INPUT_COLUMNS = ["id", "conversations", "class", "weight", "condition", "turn_weights"]
-OUTPUT_COLUMNS = ["input_ids", "labels", "loss_weights", "attention_mask", "length"]
-OUTPUT_COLUMNS += ["class", "id", "piece"]
 
 
 def features() -> Any:
-    """The declared columns of the contract (datasets.Features; Arrow `list<int32>`, not large)."""
+    """The contract's columns as datasets.Features (Arrow `list<int32>`, not large lists)."""
     from datasets import Features, List, Value
 
-    return Features(
-        {
-            "input_ids": List(Value("int32")),
-            "labels": List(Value("int32")),
-            "loss_weights": List(Value("float32")),
-            "attention_mask": List(Value("int8")),
-            "length": Value("int32"),
-            "class": Value("string"),
-            "id": Value("string"),
-            "piece": Value("int32"),
-        }
-    )
+    def feature(arrow_type: str) -> Any:
+        inner = arrow_type.removeprefix("list<").removesuffix(">")
+        return List(Value(inner)) if inner != arrow_type else Value(arrow_type)
+
+    return Features({name: feature(kind) for name, kind in COLUMN_TYPES.items()})
 
 
 def in_validation(conversation_id: str, seed: int, fraction: float) -> bool:
@@ -348,7 +338,7 @@ def assemble(
             pa.array([p.ids[c] for c in owner], pa.string()),
             pa.array(np.array(piece_no, dtype=np.int32)),
         ],
-        names=OUTPUT_COLUMNS,
+        names=COLUMNS,
     )
     out = {}
     for split, mask in (("train", kept & ~validation), ("validation", kept & validation)):

@@ -29,6 +29,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from crlft_contract import COLUMNS, CONDITION_EVAL_DIR, SPLITS
 from sharegpt_tools.records import ROLE_GPT, ROLE_HUMAN, ROLE_SYSTEM
 from sharegpt_tools.tokenize import templates
 from sharegpt_tools.tokenize.chat_tokenizer import (
@@ -42,8 +43,6 @@ from sharegpt_tools.tokenize.options import TokenizeError, TokenizeOptions
 from sharegpt_tools.tokenize.portable_tokenizer import save_portable
 from sharegpt_tools.tokenize.rows import (
     INPUT_COLUMNS,
-    OUTPUT_COLUMNS,
-    SPLITS,
     Counts,
     Prepared,
     TemplatePool,
@@ -64,8 +63,6 @@ from sharegpt_tools.workspace import (
 )
 
 ProgressCallback = Callable[[int, int, int], None]  # (conversations done, total, tokens out)
-# tokenized/condition_eval/: the validation split rendered under every class's condition.
-CONDITION_EVAL_DIR = "condition_eval"
 
 
 # --- input ----------------------------------------------------------------------------------------
@@ -187,7 +184,7 @@ def run_tokenize(
             max_length=options.max_length,
             long=str(options.long),
             splits=list(splits),
-            columns=OUTPUT_COLUMNS,
+            columns=COLUMNS,
             condition_eval=under_conditions,
             id_scheme="pieces of a split conversation keep its `id`; `piece` numbers them from 0",
         )

@@ -38,9 +38,10 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import NamedTuple
 
+from crlft_contract import END_OF_TURN
 from sharegpt_tools.records import ROLE_GPT, ROLE_HUMAN, ROLE_SYSTEM
 
-DEFAULT_EOT = "<|end_of_turn|>"
+DEFAULT_EOT = END_OF_TURN  # the contract's (crlft_contract)
 # Placeholders of the one-exchange example recorded in the tokenized manifest.
 USER_PLACEHOLDER = "{user}"
 ASSISTANT_PLACEHOLDER = "{assistant}"

@@ -346,6 +346,26 @@ def test_two_ranks_give_the_gradient_of_one_rank_on_the_same_global_batch(
     assert any(g.abs().sum() > 0 for g in single.values())
 
 
+def test_metrics_lines_are_what_the_contracts_schema_declares(uninterrupted: Path) -> None:
+    """crlft_contract/metrics.schema.json (what `report --run` reads) against a real run's log:
+    valid JSON (no NaN), only declared keys, a class loss per class and split."""
+    import jsonschema
+
+    from crlft_contract import METRICS_SCHEMA, Metric, class_loss_key
+
+    validator = jsonschema.Draft202012Validator(METRICS_SCHEMA)
+    lines = (uninterrupted / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line, parse_constant=pytest.fail) for line in lines]
+    for record in records:
+        validator.validate(record)
+    steps = [r for r in records if Metric.LOSS in r]
+    validations = [r for r in records if Metric.VAL_LOSS in r]
+    assert len(steps) == 8 and validations
+    for name in ("gpt4", "gpt35"):
+        assert all(class_loss_key(name) in r for r in steps)
+        assert all(class_loss_key(name, validation=True) in r for r in validations)
+
+
 def test_crlft_eval_reproduces_the_trainers_validation_loss(
     workspace: Path, uninterrupted: Path
 ) -> None:
