@@ -37,6 +37,8 @@ REQUIRED_COLUMNS: tuple[str, ...] = tuple(TOKENIZED_SCHEMA["required"])  # what 
 SPLITS: tuple[str, ...] = tuple(TOKENIZED_SCHEMA["x-splits"])
 # tokenized/condition_eval/: the validation split rendered under every class's condition.
 CONDITION_EVAL_DIR: str = TOKENIZED_SCHEMA["x-condition-eval"]
+MANIFEST_FILE: str = TOKENIZED_SCHEMA["x-manifest"]  # every stage's manifest has this name
+TOKENIZER_DIR: str = TOKENIZED_SCHEMA["x-tokenizer-dir"]  # the tokenizer, inside tokenized/
 
 # --- metrics.jsonl -----------------------------------------------------------------------------
 

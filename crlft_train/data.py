@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from crlft_contract import IGNORE_INDEX, REQUIRED_COLUMNS
+from crlft_contract import IGNORE_INDEX, MANIFEST_FILE, REQUIRED_COLUMNS, TOKENIZER_DIR
 
 
 class DataError(ValueError):
@@ -32,13 +32,13 @@ class TokenizedData:
 
     @property
     def tokenizer_dir(self) -> Path:
-        return self.folder / self.manifest.get("tokenizer", {}).get("saved_to", "tokenizer")
+        return self.folder / self.manifest.get("tokenizer", {}).get("saved_to", TOKENIZER_DIR)
 
 
 def resolve_folder(data: Path) -> Path:
     """A workspace (uses DATA/tokenized/) or the tokenized folder itself."""
     for folder in (data / "tokenized", data):
-        if (folder / "manifest.json").is_file() and (folder / "dataset_dict.json").is_file():
+        if (folder / MANIFEST_FILE).is_file() and (folder / "dataset_dict.json").is_file():
             return folder
     raise DataError(
         f"{data} holds no tokenized dataset (expected {data}/tokenized/ or a folder with "
@@ -51,7 +51,7 @@ def load_tokenized(data: Path) -> TokenizedData:
 
     folder = resolve_folder(data)
     try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
         splits = datasets.load_from_disk(str(folder))
     except (OSError, ValueError, FileNotFoundError) as exc:
         raise DataError(f"{folder}: cannot load the dataset ({exc}); re-run tokenize") from exc

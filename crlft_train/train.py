@@ -401,8 +401,8 @@ def check_finite(run: Run, record: dict, step: int) -> None:
         return
     path = save(run, step)
     raise TrainingError(
-        f"loss is {record['loss']} at step {step}; state saved to {path}. Lower --lr, check the "
-        "data (render it), or try --fp32"
+        f"loss is {record[Metric.LOSS]} at step {step}; state saved to {path}. Lower --lr, check "
+        "the data (render it), or try --fp32"
     )
 
 

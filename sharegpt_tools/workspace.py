@@ -27,6 +27,7 @@ from pathlib import Path
 
 import orjson
 
+from crlft_contract import MANIFEST_FILE
 from sharegpt_tools import __version__
 from sharegpt_tools.stage_faults import (
     WRITING_LOCK,
@@ -46,7 +47,7 @@ from sharegpt_tools.stage_faults import (
     unchanged_note,
 )
 
-MANIFEST = "manifest.json"
+MANIFEST = MANIFEST_FILE  # the contract's name, for every stage
 CONVERSATIONS = "conversations.parquet"
 REJECTS = "rejects.parquet"
 # What a user runs to produce each stage: named in the error when a stage is missing.

@@ -35,7 +35,8 @@ def test_the_lint_refuses_an_import_of_the_other_package(package: str, other: st
 
 
 def test_neither_package_names_the_other() -> None:
-    for package, other in SEALED:
+    """Not even in a comment (crlft_contract's docstring names both: it is what they share)."""
+    for package, other in SEALED[:2]:
         naming = [
             str(path.relative_to(ROOT))
             for path in (ROOT / package).rglob("*.py")

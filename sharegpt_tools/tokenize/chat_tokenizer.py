@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crlft_contract import TOKENIZER_DIR as CONTRACT_TOKENIZER_DIR
 from sharegpt_tools.records import ROLE_GPT, ROLE_HUMAN, ROLE_SYSTEM
 from sharegpt_tools.tokenize import templates
 from sharegpt_tools.tokenize.options import TokenizeError
 from sharegpt_tools.tokenize.templates import CONTENT_KINDS, Kind, Segment, SystemFormat
 
-TOKENIZER_DIR = "tokenizer"  # where the stage saves the tokenizer, inside tokenized/
+TOKENIZER_DIR = CONTRACT_TOKENIZER_DIR  # where the stage saves the tokenizer, inside tokenized/
 
 
 @dataclass
