@@ -167,9 +167,10 @@ def run_tokenize(
         timings["tokenize_s"] = time.perf_counter() - started - timings["load_s"]
         save_dataset(scratch, out, splits)
         shutil.rmtree(scratch)
-        under_conditions = write_condition_eval(out, held, classes, chat, options)
         save_portable(chat.tok, out / TOKENIZER_DIR, chat.path)
         timings["save_s"] = time.perf_counter() - started - sum(timings.values())
+        under_conditions = write_condition_eval(out, held, classes, chat, options)
+        timings["condition_eval_s"] = time.perf_counter() - started - sum(timings.values())
         timings["total_s"] = time.perf_counter() - started
         timings["cpu_s"] = time.process_time() - cpu_started  # all threads, tokenizer's included
         manifest = stage_manifest(
