@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable
+from dataclasses import MISSING, fields
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, NoReturn
 
 import typer
@@ -18,11 +20,15 @@ import typer.core
 from rich.console import Console
 from rich.markup import escape
 
-from crlft_train.config import Attention
+from crlft_train.config import Attention, TrainConfig
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 console = Console(stderr=True)
 TRAIN_EXTRA = "pip install 'sharegpt-tools[train]'"
+# crlft-train's option defaults are TrainConfig's: declared once.
+DEFAULT = SimpleNamespace(
+    **{f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+)
 
 MODEL = "Model"
 OPTIM = "Optimisation"
@@ -81,20 +87,18 @@ def train_command(
     data: Annotated[
         Path, typer.Argument(help="Workspace (uses DATA/tokenized/) or a tokenized folder.")
     ],
-    output: Annotated[Path, typer.Option(help="Run folder.", rich_help_panel=RUN)] = Path(
-        "runs/crlft"
-    ),
+    output: Annotated[Path, typer.Option(help="Run folder.", rich_help_panel=RUN)] = DEFAULT.output,
     model: Annotated[
         Path | None,
         typer.Option(help="Local Hugging Face causal LM folder.", rich_help_panel=MODEL),
-    ] = None,
+    ] = DEFAULT.model,
     model_config: Annotated[
         str,
         typer.Option(
             help="Random-init model when no --model: 'tiny' or a config.json.",
             rich_help_panel=MODEL,
         ),
-    ] = "tiny",
+    ] = DEFAULT.model_config,
     epochs: Annotated[
         int,
         typer.Option(
@@ -102,10 +106,10 @@ def train_command(
             help="Passes over the training split (--max-steps may stop sooner).",
             rich_help_panel=OPTIM,
         ),
-    ] = 5,
+    ] = DEFAULT.epochs,
     max_steps: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many steps.", rich_help_panel=OPTIM)
-    ] = None,
+    ] = DEFAULT.max_steps,
     lr: Annotated[
         str,
         typer.Option(
@@ -119,15 +123,69 @@ def train_command(
         typer.Option(
             min=16, help="Tokens per packed micro-batch on each rank.", rich_help_panel=OPTIM
         ),
-    ] = 8192,
+    ] = DEFAULT.batch_max_len,
+    batch_tokens: Annotated[
+        int | None,
+        typer.Option(
+            min=16,
+            help="Global batch in tokens per optimiser step (the paper: 200000), on any number "
+            "of ranks: each rank accumulates round(N / (--batch-max-len × ranks)) packed "
+            "micro-batches per step. Default: one micro-batch per rank.",
+            rich_help_panel=OPTIM,
+        ),
+    ] = DEFAULT.batch_tokens,
+    warmup_ratio: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.99,
+            help="Linear warm-up over this share of the steps.",
+            rich_help_panel=OPTIM,
+        ),
+    ] = DEFAULT.warmup_ratio,
+    warmup_steps: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="Warm-up steps (wins over --warmup-ratio).", rich_help_panel=OPTIM
+        ),
+    ] = DEFAULT.warmup_steps,
+    lr_min_ratio: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="The cosine decay ends at this share of the peak lr.",
+            rich_help_panel=OPTIM,
+        ),
+    ] = DEFAULT.lr_min_ratio,
+    weight_decay: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="AdamW weight decay (not on biases and norms).", rich_help_panel=OPTIM
+        ),
+    ] = DEFAULT.weight_decay,
+    adam_beta2: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="AdamW β2 (β1 is 0.9).", rich_help_panel=OPTIM),
+    ] = DEFAULT.betas[1],
+    max_grad_norm: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Clip the global gradient norm to this (0: no clipping).",
+            rich_help_panel=OPTIM,
+        ),
+    ] = DEFAULT.max_grad_norm,
     per_sequence_loss: Annotated[
         bool,
         typer.Option(
             help="Normalise each conversation's weights by its supervised tokens first.",
             rich_help_panel=OPTIM,
         ),
-    ] = False,
-    zero: Annotated[int, typer.Option(min=0, max=3, help="ZeRO stage.", rich_help_panel=RUN)] = 0,
+    ] = DEFAULT.per_sequence_loss,
+    zero: Annotated[
+        int, typer.Option(min=0, max=3, help="ZeRO stage.", rich_help_panel=RUN)
+    ] = DEFAULT.zero_stage,
     deepspeed: Annotated[
         Path | None,
         typer.Option(
@@ -136,7 +194,7 @@ def train_command(
             dir_okay=False,
             rich_help_panel=RUN,
         ),
-    ] = None,
+    ] = DEFAULT.deepspeed_config,
     bf16: Annotated[
         bool | None,
         typer.Option(
@@ -144,7 +202,7 @@ def train_command(
             help="Precision (default: bf16 on GPU, fp32 on CPU).",
             rich_help_panel=RUN,
         ),
-    ] = None,
+    ] = DEFAULT.bf16,
     gradient_checkpointing: Annotated[
         bool,
         typer.Option(
@@ -152,7 +210,7 @@ def train_command(
             "compute per step.",
             rich_help_panel=RUN,
         ),
-    ] = False,
+    ] = DEFAULT.gradient_checkpointing,
     attention: Annotated[
         Attention,
         typer.Option(
@@ -167,12 +225,13 @@ def train_command(
         bool,
         typer.Option(
             help="Continue from the run folder's newest loadable checkpoint. What fixes the data "
-            "order and the saved state (DATA, --batch-max-len, --seed, the model, --zero, "
-            "precision, ranks) must match it; other options (--lr, --epochs, --max-steps, "
-            "--eval-every...) may differ: the command line wins, and the run says which differ.",
+            "order and the saved state (DATA, --batch-max-len, --batch-tokens, --seed, the model, "
+            "--zero, precision, ranks) must match it; other options (--lr, --epochs, --max-steps, "
+            "--weight-decay, --eval-every...) may differ: the command line wins, and the run says "
+            "which differ.",
             rich_help_panel=RUN,
         ),
-    ] = False,
+    ] = DEFAULT.resume,
     overwrite: Annotated[
         bool,
         typer.Option(
@@ -181,14 +240,14 @@ def train_command(
             "holding a run is refused).",
             rich_help_panel=RUN,
         ),
-    ] = False,
+    ] = DEFAULT.overwrite,
     seed: Annotated[
         int,
         typer.Option(
             help="Seed of the random initialisation and of the data order (shuffle and packing).",
             rich_help_panel=RUN,
         ),
-    ] = 0,
+    ] = DEFAULT.seed,
     eval_every: Annotated[
         int,
         typer.Option(
@@ -197,11 +256,11 @@ def train_command(
             "end). Needs a validation split.",
             rich_help_panel=RUN,
         ),
-    ] = 0,
+    ] = DEFAULT.eval_every,
     save_every: Annotated[
         int,
         typer.Option(min=0, help="Checkpoint every N steps (0: at the end).", rich_help_panel=RUN),
-    ] = 0,
+    ] = DEFAULT.save_every,
     export_every: Annotated[
         int,
         typer.Option(
@@ -210,7 +269,7 @@ def train_command(
             "(to evaluate the model along the run).",
             rich_help_panel=RUN,
         ),
-    ] = 0,
+    ] = DEFAULT.export_every,
 ) -> None:
     """Train a class-conditioned policy with the C-RLFT reward-weighted loss (DeepSpeed).
 
@@ -227,6 +286,9 @@ def train_command(
     config = TrainConfig(
         data=data, output=output, model=model, model_config=model_config, epochs=epochs,
         max_steps=max_steps, lr=parse_lr(lr), batch_max_len=batch_max_len,
+        batch_tokens=batch_tokens, warmup_ratio=warmup_ratio, warmup_steps=warmup_steps,
+        lr_min_ratio=lr_min_ratio, weight_decay=weight_decay,
+        betas=(DEFAULT.betas[0], adam_beta2), max_grad_norm=max_grad_norm,
         per_sequence_loss=per_sequence_loss, zero_stage=zero, deepspeed_config=deepspeed,
         bf16=bf16, gradient_checkpointing=gradient_checkpointing, attention=attention.value,
         resume=resume, overwrite=overwrite, seed=seed,

@@ -2,7 +2,9 @@
 
 The optimiser and schedule follow the paper: AdamW (β1 0.9, β2 0.95, ε 1e-5, weight decay 0.1),
 linear warm-up then cosine decay to 10% of the peak. `--lr auto` scales the peak learning rate with
-the square root of the tokens per optimiser step (see `auto_peak_lr`).
+the square root of the tokens per optimiser step (see `auto_peak_lr`). An optimiser step is
+`accumulation_steps` packed micro-batches on each rank: `--batch-tokens` gives the global batch in
+tokens (the paper's is ~200k), whatever the number of ranks.
 """
 
 from __future__ import annotations
@@ -48,12 +50,14 @@ class TrainConfig:
     max_steps: int | None = None
     lr: float | None = None  # None = auto
     warmup_ratio: float = 0.03
-    min_lr_ratio: float = 0.1
+    warmup_steps: int | None = None  # given: wins over warmup_ratio
+    lr_min_ratio: float = 0.1  # the cosine ends at lr_min_ratio × peak
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-5
     weight_decay: float = 0.1
-    grad_clip: float = 1.0
+    max_grad_norm: float = 1.0  # 0 = no clipping
     batch_max_len: int = 8192
+    batch_tokens: int | None = None  # global tokens per optimiser step; None = one micro-batch/rank
     zero_stage: int = 0
     deepspeed_config: Path | None = None
     bf16: bool | None = None  # None = bf16 on CUDA, fp32 on CPU
@@ -88,7 +92,37 @@ class TrainConfig:
                 "--resume continues the run in --output and --overwrite replaces it: pass one"
             )
         if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"warm-up ratio must be in [0, 1), got {self.warmup_ratio}")
+            raise ConfigError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise ConfigError(f"--warmup-steps must be ≥ 0, got {self.warmup_steps}")
+        if not 0 <= self.lr_min_ratio <= 1:
+            raise ConfigError(f"--lr-min-ratio must be in [0, 1], got {self.lr_min_ratio}")
+        if not 0 < self.betas[1] < 1:
+            raise ConfigError(f"--adam-beta2 must be in (0, 1), got {self.betas[1]}")
+        if self.weight_decay < 0 or self.max_grad_norm < 0:
+            raise ConfigError("--weight-decay and --max-grad-norm must be ≥ 0")
+        if self.batch_tokens is not None and self.batch_tokens < self.batch_max_len:
+            raise ConfigError(
+                f"--batch-tokens {self.batch_tokens} is less than one micro-batch "
+                f"(--batch-max-len {self.batch_max_len}): raise it, or lower --batch-max-len"
+            )
+
+    def accumulation_steps(self, world: int) -> int:
+        """Packed micro-batches per rank and optimiser step: --batch-tokens spread over
+        --batch-max-len × ranks, rounded (at least 1). Without --batch-tokens, 1."""
+        if self.batch_tokens is None:
+            return 1
+        return max(1, round(self.batch_tokens / (self.batch_max_len * world)))
+
+    def step_token_capacity(self, world: int) -> int:
+        """Tokens an optimiser step can hold: what `--lr auto` scales with."""
+        return self.batch_max_len * world * self.accumulation_steps(world)
+
+    def warmup_count(self, total_steps: int) -> int:
+        """Warm-up steps: --warmup-steps, else --warmup-ratio of the run (at least 1 if > 0)."""
+        if self.warmup_steps is not None:
+            return min(self.warmup_steps, total_steps)
+        return max(1, round(total_steps * self.warmup_ratio)) if self.warmup_ratio > 0 else 0
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -105,9 +139,9 @@ def auto_peak_lr(tokens_per_step: int, num_params: int) -> float:
     return base * math.sqrt(tokens_per_step / AUTO_LR_REFERENCE_TOKENS)
 
 
-def lr_at(step: int, total_steps: int, peak: float, warmup_ratio: float, min_ratio: float) -> float:
-    """Linear warm-up to `peak`, then cosine decay to `min_ratio × peak` at the last step."""
-    warmup = max(1, round(total_steps * warmup_ratio)) if warmup_ratio > 0 else 0
+def lr_at(step: int, total_steps: int, peak: float, warmup: int, min_ratio: float) -> float:
+    """Linear warm-up to `peak` over `warmup` steps, then cosine decay to `min_ratio × peak` at
+    the last step."""
     if step < warmup:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, total_steps - warmup - 1)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 import torch
 import torch.distributed as dist
 
-from crlft_contract import class_loss_key
+from crlft_contract import IGNORE_INDEX, class_loss_key
 from crlft_train import loss
 from crlft_train.attention import VARLEN, varlen_inputs
 from crlft_train.data import PackedBatch, pack
@@ -38,21 +38,41 @@ def packed_loss_sums(
     equals `loss.weighted_sums(loss.token_losses(packed logits, labels), weights)` (tested).
     """
     targets = batch.labels[0, 1:]
+    positions, weights = target_weights(batch, per_sequence_loss)
+    if positions.numel() == 0:
+        positions = torch.zeros(1, dtype=torch.long)  # keeps the graph; its weight is 0
+        weights = torch.zeros(1)
+    logits = logits_at(model, batch, positions, device)
+    token_ce = torch.nn.functional.cross_entropy(
+        logits.float(), targets[positions].clamp(min=0).to(device), reduction="none"
+    )
+    classes = batch.class_ids[0, 1:][positions].to(device)
+    return loss.weighted_sums(token_ce, weights.to(device), classes, num_classes)
+
+
+def target_weights(
+    batch: PackedBatch, per_sequence_loss: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The packed-row positions that predict a target, and the loss weight of each target.
+
+    Known before any forward (the weights are data): the trainer sums them over a whole step to
+    get the weighted mean's denominator first.
+    """
     weights = batch.weights[0, 1:]
     if per_sequence_loss:
         weights = loss.per_sequence_weights(
             weights, loss.sequence_ids_from_lengths(batch.lengths)[1:]
         )
-    positions = torch.nonzero(targets != loss.IGNORE_INDEX).squeeze(1)
-    if positions.numel() == 0:
-        positions = torch.zeros(1, dtype=torch.long)  # keeps the graph; its weight is 0
-    logits = logits_at(model, batch, positions, device)
-    token_ce = torch.nn.functional.cross_entropy(
-        logits.float(), targets[positions].clamp(min=0).to(device), reduction="none"
-    )
-    kept_weights = weights[positions].to(device)
-    classes = batch.class_ids[0, 1:][positions].to(device)
-    return loss.weighted_sums(token_ce, kept_weights, classes, num_classes)
+    positions = torch.nonzero(batch.labels[0, 1:] != IGNORE_INDEX).squeeze(1)
+    return positions, weights[positions]
+
+
+def weight_sum(batches: list[PackedBatch], per_sequence_loss: bool) -> torch.Tensor:
+    """Σ w of the targets of `batches` (float64), without a forward."""
+    total = torch.zeros((), dtype=loss.SUM_DTYPE)
+    for batch in batches:
+        total += target_weights(batch, per_sequence_loss)[1].to(loss.SUM_DTYPE).sum()
+    return total
 
 
 def logits_at(

@@ -50,6 +50,20 @@ class WeightedSums(NamedTuple):
     per_class: dict[int, ClassSums]
 
 
+def added(first: WeightedSums, second: WeightedSums) -> WeightedSums:
+    """The sums of two micro-batches (of one rank's accumulated step), detached: for logging."""
+
+    def add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a.detach() + b.detach()
+
+    per_class = {
+        c: ClassSums(*map(add, part, second.per_class[c])) for c, part in first.per_class.items()
+    }
+    return WeightedSums(
+        add(first.loss_sum, second.loss_sum), add(first.weight_sum, second.weight_sum), per_class
+    )
+
+
 def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of each target token, aligned with `labels`; 0 where no loss.
 

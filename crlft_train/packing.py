@@ -14,8 +14,13 @@ How an epoch is packed:
    all the shortest at the end). FFD leaves the last bins of a window under-filled: their
    sequences are carried into the next window, where smaller sequences fill the gaps (the carry is
    capped at half a window, so every window consumes new data and the walk always ends).
-3. Group the bins into steps of `num_ranks` bins with similar token totals (bins sorted by total,
-   then cut into consecutive groups), and shuffle the order of the steps.
+3. Group the bins into steps of `num_ranks × accumulation` bins with similar token totals (bins
+   sorted by total, then cut into consecutive groups), and shuffle the order of the steps.
+
+With gradient accumulation an optimiser step is `accumulation` micro-batches on each rank: rank r
+trains `step[r::num_ranks]`, one after the other. Steps 1 and 2 do not depend on the number of
+ranks, and step 3 only on the product: 1 rank × 4 micro-batches and 2 ranks × 2 train the same
+sequences in every optimiser step (the trainer's loss is then the same global weighted mean).
 
 No sequence is ever dropped (the reference sampler drops the epoch's tail, so a tiny dataset never
 trains). When the bins do not divide evenly into steps, the last step is short: its bins are first
@@ -35,7 +40,7 @@ import numpy as np
 MicroBatch = list[int]
 """Dataset indices of the whole sequences packed into one micro-batch (possibly empty)."""
 Step = list[MicroBatch]
-"""One micro-batch per rank, in rank order."""
+"""`num_ranks × accumulation` micro-batches; rank r trains step[r::num_ranks] (`rank_share`)."""
 
 DEFAULT_WINDOW_BINS = 8
 MIN_FILL = 0.99  # bins filled less than this are dissolved and their sequences packed again
@@ -62,22 +67,31 @@ def pack_epoch(
     epoch: int,
     *,
     window_bins: int = DEFAULT_WINDOW_BINS,
+    accumulation: int = 1,
 ) -> list[Step]:
-    """Allocate every sequence of one epoch to exactly one (step, rank) micro-batch.
+    """Allocate every sequence of one epoch to exactly one (step, rank, micro-batch).
 
-    Returns a list of steps; each step holds `num_ranks` micro-batches (lists of dataset indices),
-    each with at most `batch_max_len` tokens in total. Raises `SequenceTooLongError` (a
-    `ValueError`) naming the longest sequence when it does not fit in `batch_max_len`.
+    Returns a list of steps; each step holds `num_ranks × accumulation` micro-batches (lists of
+    dataset indices), each with at most `batch_max_len` tokens in total. Raises
+    `SequenceTooLongError` (a `ValueError`) naming the longest sequence when it does not fit in
+    `batch_max_len`.
     """
     lens = validated_lengths(lengths, batch_max_len)
     if num_ranks < 1:
         raise ValueError(f"num_ranks must be at least 1, got {num_ranks}")
+    if accumulation < 1:
+        raise ValueError(f"accumulation must be at least 1, got {accumulation}")
     if window_bins < 1:
         raise ValueError(f"window_bins must be at least 1, got {window_bins}")
     rng = np.random.default_rng((seed, epoch))
     order = rng.permutation(len(lens))
     bins = pack_in_windows(order, lens, batch_max_len, window_bins)
-    return group_into_steps(bins, lens.tolist(), num_ranks, rng)
+    return group_into_steps(bins, lens.tolist(), num_ranks * accumulation, rng)
+
+
+def rank_share(step: Step, rank: int, num_ranks: int) -> list[MicroBatch]:
+    """The micro-batches rank `rank` trains in `step`, in order (one without accumulation)."""
+    return step[rank::num_ranks]
 
 
 def validated_lengths(lengths: Sequence[int] | np.ndarray, batch_max_len: int) -> np.ndarray:
@@ -172,28 +186,28 @@ def dissolve_underfilled(
 
 
 def group_into_steps(
-    bins: list[MicroBatch], lens: list[int], num_ranks: int, rng: np.random.Generator
+    bins: list[MicroBatch], lens: list[int], per_step: int, rng: np.random.Generator
 ) -> list[Step]:
-    """Cut bins into steps of `num_ranks` with similar totals; a short last step is completed.
+    """Cut bins into steps of `per_step` with similar totals; a short last step is completed.
 
     Ranks wait for the slowest one at every step, so bins of a step should carry similar work:
     sorting by token total before cutting does that. The steps are then shuffled so the order of
     training does not follow bin fullness; the short step, if any, comes last.
     """
     by_total = sorted(bins, key=lambda items: bin_tokens(items, lens), reverse=True)
-    full_count = len(by_total) // num_ranks * num_ranks
-    steps = [by_total[i : i + num_ranks] for i in range(0, full_count, num_ranks)]
+    full_count = len(by_total) // per_step * per_step
+    steps = [by_total[i : i + per_step] for i in range(0, full_count, per_step)]
     steps = [steps[i] for i in rng.permutation(len(steps))]
     rest = by_total[full_count:]
     if rest:
-        steps.append(complete_short_step(rest, lens, num_ranks))
+        steps.append(complete_short_step(rest, lens, per_step))
     return steps
 
 
-def complete_short_step(bins: list[MicroBatch], lens: list[int], num_ranks: int) -> Step:
-    """Give idle ranks work by splitting multi-sequence bins; pad the rest with empty ones."""
+def complete_short_step(bins: list[MicroBatch], lens: list[int], per_step: int) -> Step:
+    """Give idle slots work by splitting multi-sequence bins; pad the rest with empty ones."""
     bins = [list(items) for items in bins]
-    while len(bins) < num_ranks:
+    while len(bins) < per_step:
         splittable = [b for b, items in enumerate(bins) if len(items) > 1]
         if not splittable:
             break
@@ -202,7 +216,7 @@ def complete_short_step(bins: list[MicroBatch], lens: list[int], num_ranks: int)
         bins[heaviest] = first
         bins.append(second)
     bins.sort(key=lambda items: bin_tokens(items, lens), reverse=True)
-    return bins + [[] for _ in range(num_ranks - len(bins))]
+    return bins + [[] for _ in range(per_step - len(bins))]
 
 
 def split_bin(items: MicroBatch, lens: list[int]) -> tuple[MicroBatch, MicroBatch]:
@@ -240,9 +254,10 @@ def packing_efficiency(
 class MultipackSampler:
     """Steps of an epoch, resumable mid-epoch from `state_dict()`.
 
-    Iterating yields the remaining steps of the current epoch (each a list of `num_ranks`
-    micro-batches; rank r trains `step[r]`) and advances `step` as each one is handed out, so a
-    checkpoint taken after training a step resumes at the next one. When a data loader prefetches
+    Iterating yields the remaining steps of the current epoch (each a list of `num_ranks ×
+    accumulation` micro-batches; rank r trains `rank_share(step, r, num_ranks)`) and advances
+    `step` as each one is handed out, so a checkpoint taken after training a step resumes at the
+    next one. When a data loader prefetches
     steps ahead of training, save the number of steps *trained* instead, as `step`.
 
     Use: `for epoch in range(start, n): sampler.set_epoch(epoch); for step in sampler: ...`.
@@ -259,12 +274,14 @@ class MultipackSampler:
         seed: int = 0,
         *,
         window_bins: int = DEFAULT_WINDOW_BINS,
+        accumulation: int = 1,
     ) -> None:
         self.lengths = validated_lengths(lengths, batch_max_len)
         self.batch_max_len = batch_max_len
         self.num_ranks = num_ranks
         self.seed = seed
         self.window_bins = window_bins
+        self.accumulation = accumulation
         self.epoch = 0
         self.step = 0
         self._plan: tuple[int, list[Step]] | None = None
@@ -280,6 +297,7 @@ class MultipackSampler:
                 self.seed,
                 epoch,
                 window_bins=self.window_bins,
+                accumulation=self.accumulation,
             )
             self._plan = (epoch, steps)
         return self._plan[1]
@@ -310,14 +328,16 @@ class MultipackSampler:
             "num_ranks": self.num_ranks,
             "batch_max_len": self.batch_max_len,
             "window_bins": self.window_bins,
+            "accumulation": self.accumulation,
             "num_sequences": len(self.lengths),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the position; refuse a state whose plan this sampler would not reproduce."""
-        for key in ("num_ranks", "batch_max_len", "window_bins", "num_sequences"):
+        for key in ("num_ranks", "batch_max_len", "window_bins", "accumulation", "num_sequences"):
             ours = self.state_dict()[key]
-            if key in state and int(state[key]) != ours:
+            # A state saved before accumulation existed had one micro-batch per rank and step.
+            if int(state.get(key, 1 if key == "accumulation" else ours)) != ours:
                 raise ValueError(
                     f"cannot resume the sampler exactly: the checkpoint has {key}={state[key]}, "
                     f"this run has {ours} (the packing plan would differ)"

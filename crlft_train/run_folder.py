@@ -37,6 +37,7 @@ PLAN_NAMES = {
     "data_fingerprint": "DATA (tokenized fingerprint)",
     "sequences": "DATA (training sequences)",
     "batch_max_len": "--batch-max-len",
+    "accumulation": "the micro-batches per rank and step (--batch-tokens)",
     "seed": "--seed",
     "world_size": "the number of ranks",
     "zero_stage": "the ZeRO stage (--zero, --deepspeed)",
@@ -44,6 +45,12 @@ PLAN_NAMES = {
 }
 OPTION_FLAGS = {
     "lr": "--lr",
+    "warmup_ratio": "--warmup-ratio",
+    "warmup_steps": "--warmup-steps",
+    "lr_min_ratio": "--lr-min-ratio",
+    "weight_decay": "--weight-decay",
+    "adam_beta2": "--adam-beta2",
+    "max_grad_norm": "--max-grad-norm",
     "epochs": "--epochs",
     "max_steps": "--max-steps",
     "per_sequence_loss": "--per-sequence-loss",

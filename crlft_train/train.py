@@ -1,10 +1,12 @@
 """The C-RLFT training recipe: setup → loop → save, top to bottom.
 
-One optimiser step = one packed micro-batch per rank (whole sequences, ≤ --batch-max-len tokens).
-The loss of a step is the token-level weighted mean over the *global* batch,
-Σ w_t·CE_t / Σ w_t, with the weight sum all-reduced over ranks before backward. DeepSpeed averages
-gradients over ranks, so each rank back-propagates world_size × (its Σ w·CE) / (global Σ w): the
-average is then exactly the gradient of the global weighted mean.
+One optimiser step = `accumulation` packed micro-batches per rank (whole sequences, each
+≤ --batch-max-len tokens; --batch-tokens sets how many). The loss of a step is the token-level
+weighted mean over the *global* batch, every rank and micro-batch of the step, Σ w_t·CE_t / Σ w_t.
+The weights are data, so Σ w is summed before any forward and all-reduced once per step. Each
+micro-batch back-propagates world_size × (its Σ w·CE) / (global Σ w); gradients add up over the
+micro-batches and DeepSpeed averages them over ranks, so the result is exactly the gradient of the
+global weighted mean, however the step is split.
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ from crlft_train.forward import (
     packed_loss_sums,
     scoring_plan,
     summed_losses,
+    weight_sum,
 )
 from crlft_train.metrics import MetricsLog, console, loss_or_dash, summary_line
 from crlft_train.model import build_model, count_parameters
-from crlft_train.packing import MultipackSampler, packing_efficiency
+from crlft_train.packing import MultipackSampler, Step, packing_efficiency, rank_share
 
 
 class TrainingError(RuntimeError):
@@ -58,6 +61,7 @@ class Run:
     class_index: dict[str, int]
     total_steps: int
     peak_lr: float
+    accumulation: int  # micro-batches per rank and optimiser step
     rank: int
     world: int
     device: torch.device
@@ -93,11 +97,13 @@ def default_bf16(config: TrainConfig) -> bool:
     return torch.cuda.is_available() if config.bf16 is None else config.bf16
 
 
-def deepspeed_config(config: TrainConfig, bf16: bool, user: dict | None) -> dict:
+def deepspeed_config(
+    config: TrainConfig, bf16: bool, user: dict | None, accumulation: int = 1
+) -> dict:
+    batch = {"train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": accumulation}
     base = {
-        "train_micro_batch_size_per_gpu": 1,
-        "gradient_accumulation_steps": 1,
-        "gradient_clipping": config.grad_clip,
+        **batch,
+        "gradient_clipping": config.max_grad_norm,
         "zero_optimization": {"stage": config.zero_stage},
         "bf16": {"enabled": bf16},
         "steps_per_print": 10**9,
@@ -105,9 +111,9 @@ def deepspeed_config(config: TrainConfig, bf16: bool, user: dict | None) -> dict
     if user is None:
         return base
     # The file's settings win over the flags' (--zero, precision, clipping); the packing sampler
-    # defines the batch: one packed micro-batch per rank per step, no DeepSpeed accumulation.
+    # defines the batch: `accumulation` packed micro-batches per rank per step (--batch-tokens).
     user = {key: value for key, value in user.items() if key != "train_batch_size"}
-    return {**base, **user, "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 1}
+    return {**base, **user, **batch}
 
 
 def run_plan(config: TrainConfig, data: TokenizedData, ds_config: dict) -> dict:
@@ -120,11 +126,17 @@ def run_plan(config: TrainConfig, data: TokenizedData, ds_config: dict) -> dict:
         "data_fingerprint": data.manifest.get("fingerprint"),
         "sequences": len(data.train),
         "batch_max_len": config.batch_max_len,
+        "accumulation": config.accumulation_steps(world_size()),
         "seed": config.seed,
-        "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+        "world_size": world_size(),
         "zero_stage": int(ds_config.get("zero_optimization", {}).get("stage", 0)),
         "precision": precision,
     }
+
+
+def world_size() -> int:
+    """The launcher's number of ranks (1 without a launcher), known before the group starts."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def parameter_layout(model: torch.nn.Module) -> dict:
@@ -157,18 +169,21 @@ def setup(config: TrainConfig, prepared: tuple[TokenizedData, dict | None] | Non
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     bf16 = default_bf16(config)
-    ds_config = deepspeed_config(config, bf16, user_ds)
+    accumulation = config.accumulation_steps(world)
+    ds_config = deepspeed_config(config, bf16, user_ds, accumulation)
     lengths = [int(n) for n in data.train["length"]]
-    sampler = MultipackSampler(lengths, config.batch_max_len, world, config.seed)
+    sampler = MultipackSampler(
+        lengths, config.batch_max_len, world, config.seed, accumulation=accumulation
+    )
     steps = sum(sampler.steps_per_epoch(epoch) for epoch in range(config.epochs))
     total_steps = min(steps, config.max_steps) if config.max_steps else steps
-    peak = config.lr or auto_peak_lr(config.batch_max_len * world, count_parameters(model))
+    peak = config.lr or auto_peak_lr(config.step_token_capacity(world), count_parameters(model))
     optimizer = torch.optim.AdamW(
         parameter_groups(model, config.weight_decay), lr=peak, betas=config.betas, eps=config.eps
     )
+    warmup = config.warmup_count(total_steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: lr_at(step, total_steps, 1.0, config.warmup_ratio, config.min_lr_ratio),
+        optimizer, lambda step: lr_at(step, total_steps, 1.0, warmup, config.lr_min_ratio)
     )
     engine, _, _, _ = deepspeed.initialize(
         model=model,
@@ -179,7 +194,7 @@ def setup(config: TrainConfig, prepared: tuple[TokenizedData, dict | None] | Non
     class_index = {name: i for i, name in enumerate(data.classes)}
     return Run(
         config, data, tokenizer, engine, sampler, lengths, class_index, total_steps, peak,
-        rank, world, engine.device, run_plan(config, data, ds_config),
+        accumulation, rank, world, engine.device, run_plan(config, data, ds_config),
     )  # fmt: skip
 
 
@@ -207,27 +222,37 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 # --- one step -------------------------------------------------------------------------------------
 
 
-def backward(run: Run, bins: list[list[int]]) -> tuple[loss.WeightedSums, torch.Tensor]:
-    """Forward and backward of this rank's micro-batch of a step; (its sums, global Σ w).
+def backward(run: Run, step: Step) -> tuple[loss.WeightedSums, torch.Tensor]:
+    """Forward and backward of this rank's micro-batches of a step; (their sums, global Σ w).
 
-    After it, every rank holds the gradient of the step's global weighted mean loss.
+    After it, every rank holds the gradient of the step's global weighted mean loss, and the
+    caller's `engine.step()` applies it. Between this rank's micro-batches `engine.step()` only
+    counts the micro-batch (DeepSpeed's accumulation boundary is the last one).
     """
-    rows = [run.data.train[i] for i in bins[run.rank]]
-    sums = packed_loss_sums(
-        run.engine, pack(rows, run.class_index), len(run.class_index),
-        run.config.per_sequence_loss, run.device,
-    )  # fmt: skip
-    global_weight = all_reduce_sum(sums.weight_sum)
-    # DeepSpeed averages gradients over ranks: × world size makes the average the global mean's.
-    step_loss = loss.weighted_mean_loss(sums.loss_sum, global_weight) * run.world
-    run.engine.backward(step_loss.float())  # the dtype DeepSpeed's loss scaling expects
-    return sums, global_weight
+    per_sequence = run.config.per_sequence_loss
+    batches = [
+        pack([run.data.train[i] for i in items], run.class_index)
+        for items in rank_share(step, run.rank, run.world)
+    ]
+    global_weight = all_reduce_sum(weight_sum(batches, per_sequence).to(run.device))
+    total: loss.WeightedSums | None = None
+    for index, batch in enumerate(batches):
+        if index:
+            run.engine.step()
+        sums = packed_loss_sums(run.engine, batch, len(run.class_index), per_sequence, run.device)
+        # DeepSpeed averages gradients over ranks: × world size makes the average the global
+        # mean's; the sum over micro-batches is kept as it is (no 1/accumulation scaling).
+        step_loss = loss.weighted_mean_loss(sums.loss_sum, global_weight) * run.world
+        run.engine.backward(step_loss.float(), scale_wrt_gas=False)  # DeepSpeed's loss dtype
+        total = sums if total is None else loss.added(total, sums)
+    assert total is not None, "a step has at least one micro-batch per rank"
+    return total, global_weight
 
 
-def train_step(run: Run, bins: list[list[int]]) -> dict:
-    """One optimiser step: this rank's packed micro-batch, the global weighted mean loss."""
+def train_step(run: Run, step: Step) -> dict:
+    """One optimiser step: this rank's packed micro-batches, the global weighted mean loss."""
     started = time.perf_counter()
-    sums, global_weight = backward(run, bins)
+    sums, global_weight = backward(run, step)
     grad_norm = gradient_norm(run)
     run.engine.step()
     global_loss = all_reduce_sum(sums.loss_sum) / global_weight.clamp(min=1e-12)
@@ -237,13 +262,13 @@ def train_step(run: Run, bins: list[list[int]]) -> dict:
     if run.config.zero_stage > 0:
         grad_norm = float(run.engine.get_global_grad_norm() or float("nan"))
     elapsed = time.perf_counter() - started
-    step_tokens = sum(run.lengths[i] for rank_bins in bins for i in rank_bins)
+    step_tokens = sum(run.lengths[i] for items in step for i in items)
     record = {
         Metric.LOSS: global_loss.item(),
         Metric.LR: run.engine.get_lr()[0],
         Metric.TOKENS_PER_S: step_tokens / max(elapsed, 1e-9),
         Metric.PACKING_EFFICIENCY: packing_efficiency(
-            run.lengths, [bins], run.config.batch_max_len
+            run.lengths, [step], run.config.batch_max_len
         ),
         Metric.GRAD_NORM: grad_norm,
         Metric.WEIGHT_SUM: global_weight.item(),
@@ -307,10 +332,10 @@ def train(config: TrainConfig) -> Path | None:
     with MetricsLog(config.output, enabled=run.rank == 0, resume_step=resumed_at) as log:
         for epoch in range(run.sampler.epoch, config.epochs):
             run.sampler.set_epoch(epoch)
-            for bins in run.sampler:
+            for planned in run.sampler:
                 if step >= run.total_steps:
                     break
-                record = {Metric.STEP: step + 1, Metric.EPOCH: epoch, **train_step(run, bins)}
+                record = {Metric.STEP: step + 1, Metric.EPOCH: epoch, **train_step(run, planned)}
                 step += 1
                 check_finite(run, record, step)
                 log.log(record)
@@ -354,14 +379,24 @@ def resume(run: Run) -> dict | None:
     notice = run_folder.option_changes(state.get("run", {}).get("options", {}), options(run))
     if notice:
         announce(run, notice)
-    set_peak_lr(run)
+    apply_optimizer_options(run)
     announce(run, f"resumed from step {state['step']} ({output / checkpoint.CHECKPOINTS})")
     return state
 
 
+def apply_optimizer_options(run: Run) -> None:
+    """Make this run's optimiser options the optimiser's: loading restored the checkpoint's (the
+    scheduler's base LRs, each group's LR, weight decay and betas), and the command line wins."""
+    groups = run.engine.lr_scheduler.optimizer.param_groups
+    for group, decay in zip(groups, (run.config.weight_decay, 0.0), strict=False):
+        group["weight_decay"] = decay  # the groups of `parameter_groups`: decayed, then not
+        group["betas"] = run.config.betas
+    set_peak_lr(run)
+
+
 def set_peak_lr(run: Run) -> None:
-    """Make this run's peak LR the schedule's: loading restored the checkpoint's (the scheduler's
-    base LRs and each group's current LR), and --lr on the command line wins over it."""
+    """Make this run's peak LR the schedule's (--lr on the command line wins over the
+    checkpoint's)."""
     scheduler = run.engine.lr_scheduler
     if all(base == run.peak_lr for base in scheduler.base_lrs):
         return
@@ -377,7 +412,11 @@ def options(run: Run) -> dict:
     """The options a resumed run may change (`run_folder.OPTION_FLAGS`), as this run has them."""
     config = run.config
     return {
-        "lr": run.peak_lr, "epochs": config.epochs, "max_steps": config.max_steps,
+        "lr": run.peak_lr, "warmup_ratio": config.warmup_ratio,
+        "warmup_steps": config.warmup_steps, "lr_min_ratio": config.lr_min_ratio,
+        "weight_decay": config.weight_decay, "adam_beta2": config.betas[1],
+        "max_grad_norm": config.max_grad_norm,
+        "epochs": config.epochs, "max_steps": config.max_steps,
         "per_sequence_loss": config.per_sequence_loss,
         "gradient_checkpointing": config.gradient_checkpointing, "attention": config.attention,
         "eval_every": config.eval_every, "save_every": config.save_every,
@@ -444,7 +483,9 @@ def describe(run: Run) -> str:
     return (
         f"{params / 1e6:.1f}M parameters, {len(run.lengths):,} sequences, "
         f"{run.sampler.steps_per_epoch()} steps/epoch × {run.config.epochs} epochs → "
-        f"{run.total_steps} steps on {run.world} rank(s) ({run.device}), peak lr {run.peak_lr:.2e}"
+        f"{run.total_steps} steps on {run.world} rank(s) ({run.device}), "
+        f"{run.accumulation} micro-batch(es) of ≤ {run.config.batch_max_len:,} tokens per rank and "
+        f"step (≤ {run.config.step_token_capacity(run.world):,} tokens), peak lr {run.peak_lr:.2e}"
     )
 
 

@@ -15,7 +15,8 @@ from crlft_train.model import random_init_config, resize_embeddings
 
 
 def test_schedule_warms_up_then_decays_to_ten_percent() -> None:
-    lrs = [lr_at(step, 100, 1.0, 0.1, 0.1) for step in range(100)]
+    warmup = TrainConfig(data=Path("d"), warmup_ratio=0.1).warmup_count(100)
+    lrs = [lr_at(step, 100, 1.0, warmup, 0.1) for step in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in pairwise(lrs[9:]))  # monotone decay after the warm-up
     assert lrs[-1] == pytest.approx(0.1)
@@ -28,11 +29,48 @@ def test_auto_lr_scales_with_the_square_root_of_tokens_per_step() -> None:
     assert auto_peak_lr(65_536, 7_000_000_000) == pytest.approx(2e-5)
 
 
+def test_warmup_steps_win_over_the_ratio_and_the_floor_is_lr_min_ratio() -> None:
+    config = TrainConfig(data=Path("d"), warmup_ratio=0.5, warmup_steps=3, lr_min_ratio=0.25)
+    assert config.warmup_count(100) == 3 and config.warmup_count(2) == 2
+    lrs = [
+        lr_at(step, 100, 2.0, config.warmup_count(100), config.lr_min_ratio) for step in range(100)
+    ]
+    assert lrs[:3] == pytest.approx([2 / 3, 4 / 3, 2.0]) and lrs[-1] == pytest.approx(0.5)
+    assert TrainConfig(data=Path("d"), warmup_ratio=0.0).warmup_count(100) == 0
+
+
+@pytest.mark.parametrize(
+    ("world", "accumulation", "capacity"),
+    [(1, 24, 196_608), (2, 12, 196_608), (3, 8, 196_608), (5, 5, 204_800), (8, 3, 196_608),
+     (32, 1, 262_144)],
+)  # fmt: skip
+def test_batch_tokens_gives_about_the_same_global_batch_on_any_number_of_ranks(
+    world: int, accumulation: int, capacity: int
+) -> None:
+    """The paper's ~200k tokens per step at --batch-max-len 8192; --lr auto scales with it."""
+    config = TrainConfig(data=Path("d"), batch_tokens=200_000, batch_max_len=8192)
+    assert config.accumulation_steps(world) == accumulation
+    assert config.step_token_capacity(world) == capacity
+    assert TrainConfig(data=Path("d")).accumulation_steps(world) == 1
+    paper = auto_peak_lr(config.step_token_capacity(world), 13_000_000_000)
+    assert paper == pytest.approx(2e-5 * math.sqrt(capacity / 65_536))
+
+
 def test_config_validation() -> None:
     with pytest.raises(ConfigError, match="--zero"):
         TrainConfig(data=Path("d"), zero_stage=4).validate()
     with pytest.raises(ConfigError, match="--lr"):
         TrainConfig(data=Path("d"), lr=math.nan).validate()
+    with pytest.raises(ConfigError, match="--batch-tokens 4096 is less than one micro-batch"):
+        TrainConfig(data=Path("d"), batch_tokens=4096).validate()
+    for bad, flag in (
+        ({"betas": (0.9, 1.0)}, "--adam-beta2"),
+        ({"lr_min_ratio": 2.0}, "--lr-min"),
+        ({"warmup_steps": -1}, "--warmup-steps"),
+        ({"weight_decay": -1}, "--weight"),
+    ):
+        with pytest.raises(ConfigError, match=flag):
+            TrainConfig(data=Path("d"), **bad).validate()
 
 
 def test_new_embedding_rows_are_the_mean_of_the_old_ones() -> None:

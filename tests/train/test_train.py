@@ -17,6 +17,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import datasets
 import pytest
 import torch
 from tokenized_fixtures import labeled_row, toy_tokenizer, write_stage  # noqa: F401
@@ -318,32 +319,64 @@ def test_bad_batch_and_model_are_one_line_in_a_real_process(
     assert "no weights" in output and "Traceback" not in output
 
 
-def test_two_ranks_give_the_gradient_of_one_rank_on_the_same_global_batch(
+def probe_step(workspace: Path, out: Path, ranks: int, batch_tokens: int) -> dict:
+    """One optimiser step of tests/train/gradient_probe.py over the same 8 sequences (of both
+    classes, weights 1.0 and 0.1, and various lengths): its gradient and its update."""
+    probe = Path(__file__).with_name("gradient_probe.py")
+    indices = ["0", "1", "2", "5", "3", "4", "6", "7"]
+    launcher = [sys.executable]
+    if ranks > 1:
+        launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(ranks),
+                     "--master_port", str(free_port())]  # fmt: skip
+    done = subprocess.run(
+        [*launcher, str(probe), str(workspace), str(workspace / "tiny.json"), str(out),
+         str(batch_tokens), *indices],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return torch.load(out)
+
+
+def test_ranks_and_accumulation_give_the_gradient_and_update_of_one_large_batch(
     workspace: Path, tmp_path: Path
 ) -> None:
-    """The weighted mean is over the global batch: Σ w is all-reduced before backward."""
-    probe = Path(__file__).with_name("gradient_probe.py")
-    # Sequences of different classes (weights 1.0 and 0.1) and lengths on each rank.
-    indices = ["0", "1", "2", "5", "3", "4", "6", "7"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    common = [str(workspace), str(workspace / "tiny.json")]
-    one = subprocess.run(
-        [sys.executable, str(probe), *common, str(tmp_path / "one.pt"), *indices],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
-    )  # fmt: skip
-    assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-2000:]
-    two = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--master_port", str(free_port()), str(probe), *common, str(tmp_path / "two.pt"),
-         *indices],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
-    )  # fmt: skip
-    assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-2000:]
-    single, double = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
-    assert single.keys() == double.keys()
-    for name in single:
-        torch.testing.assert_close(double[name], single[name], rtol=1e-5, atol=1e-7)
-    assert any(g.abs().sum() > 0 for g in single.values())
+    """The weighted mean is over the global batch of the optimiser step, however it is split:
+    Σ w is all-reduced once per step, the micro-batches' gradients add up (no 1/k scaling) and
+    DeepSpeed averages them over ranks. 1 rank × 1 micro-batch of all 8 sequences, 2 ranks × 1,
+    1 rank × 4 and 2 ranks × 2 (--batch-tokens 32768 at --batch-max-len 8192) agree."""
+    large = probe_step(workspace, tmp_path / "large.pt", ranks=1, batch_tokens=0)
+    assert any(g.abs().sum() > 0 for name, g in large.items() if name.startswith("grad/"))
+    for ranks, batch_tokens in ((2, 0), (1, 4 * 8192), (2, 4 * 8192)):
+        split = probe_step(workspace, tmp_path / f"{ranks}-{batch_tokens}.pt", ranks, batch_tokens)
+        assert split.keys() == large.keys()
+        for name in large:
+            torch.testing.assert_close(
+                split[name], large[name], rtol=1e-5, atol=1e-7, msg=f"{ranks} {batch_tokens} {name}"
+            )
+
+
+def test_batch_tokens_accumulates_micro_batches_into_each_optimiser_step(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """--batch-tokens 2048 at --batch-max-len 512 on one rank: 4 packed micro-batches per step;
+    the run records it, and a resume with another global batch is refused in one line."""
+    run = tmp_path / "run"
+    output = finish(crlft_train(workspace, run, "--batch-tokens", "2048", "--epochs", "2"))
+    assert "4 micro-batch(es) of ≤ 512 tokens per rank and step (≤ 2,048 tokens)" in output
+    steps = list(metrics(run).values())
+    tokens = [r["tokens"] for r in steps]
+    lengths = datasets.load_from_disk(str(workspace / "tokenized"))["train"]["length"]
+    assert sum(tokens) == 2 * sum(lengths)  # every sequence once per epoch, nothing dropped
+    assert max(tokens) <= 2048 and len(steps) < 2 * sum(lengths) / 512  # fewer, larger steps
+    recorded = json.loads((run / "final" / "crlft.json").read_text())["config"]
+    assert recorded["batch_tokens"] == 2048 and recorded["max_grad_norm"] == 1.0
+    assert_one_line_error(
+        invoke_train(
+            workspace, "--output", run, "--resume", "--batch-max-len", "512", "--batch-tokens", 1024
+        ),
+        "the micro-batches per rank and step (--batch-tokens) 2 (checkpoint: 4)",
+    )
 
 
 def test_metrics_lines_are_what_the_contracts_schema_declares(uninterrupted: Path) -> None:
