@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import datasets
@@ -377,6 +378,35 @@ def test_batch_tokens_accumulates_micro_batches_into_each_optimiser_step(
         ),
         "the micro-batches per rank and step (--batch-tokens) 2 (checkpoint: 4)",
     )
+
+
+def test_two_nodes_over_loopback_reproduce_one_process_with_the_same_global_batch(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """A 2-node run simulated on one machine (torchrun --nnodes 2, node ranks 0 and 1 as two
+    processes meeting at 127.0.0.1), one micro-batch per rank, trains the losses of one process
+    accumulating two micro-batches per step: --batch-tokens fixes the global batch."""
+    args = ("--max-steps", "3", "--batch-tokens", "1024", "--seed", "1")
+    single = finish(crlft_train(workspace, tmp_path / "one", *args))
+    assert "2 micro-batch(es) of ≤ 512 tokens per rank" in single
+    port = str(free_port())
+    nodes = [
+        crlft_train(
+            workspace, tmp_path / "two", *args,
+            launcher=("-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node),
+                      "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", port,
+                      "-m", "crlft_train"),
+        )
+        for node in (0, 1)
+    ]  # fmt: skip
+    with ThreadPoolExecutor(2) as pool:  # both pipes drained at once: neither node blocks
+        first, _ = pool.map(finish, nodes)
+    assert "on 2 rank(s)" in first and "1 micro-batch(es) of ≤ 512 tokens per rank" in first
+    one, two = metrics(tmp_path / "one"), metrics(tmp_path / "two")
+    assert one.keys() == two.keys() == {1, 2, 3}
+    for step in one:
+        assert two[step]["tokens"] == one[step]["tokens"]
+        assert two[step]["loss"] == pytest.approx(one[step]["loss"], rel=1e-5)
 
 
 def test_metrics_lines_are_what_the_contracts_schema_declares(uninterrupted: Path) -> None:
