@@ -183,6 +183,15 @@ def train_command(
             rich_help_panel=OPTIM,
         ),
     ] = DEFAULT.per_sequence_loss,
+    chunked_loss: Annotated[
+        bool,
+        typer.Option(
+            help="Compute the LM head's cross-entropy a chunk of tokens at a time, never holding "
+            "the [tokens × vocab] logits (Llama, Mistral, Qwen heads; others and ZeRO-3 take the "
+            "plain path).",
+            rich_help_panel=OPTIM,
+        ),
+    ] = DEFAULT.chunked_loss,
     zero: Annotated[
         int, typer.Option(min=0, max=3, help="ZeRO stage.", rich_help_panel=RUN)
     ] = DEFAULT.zero_stage,
@@ -289,7 +298,8 @@ def train_command(
         batch_tokens=batch_tokens, warmup_ratio=warmup_ratio, warmup_steps=warmup_steps,
         lr_min_ratio=lr_min_ratio, weight_decay=weight_decay,
         betas=(DEFAULT.betas[0], adam_beta2), max_grad_norm=max_grad_norm,
-        per_sequence_loss=per_sequence_loss, zero_stage=zero, deepspeed_config=deepspeed,
+        per_sequence_loss=per_sequence_loss, chunked_loss=chunked_loss, zero_stage=zero,
+        deepspeed_config=deepspeed,
         bf16=bf16, gradient_checkpointing=gradient_checkpointing, attention=attention.value,
         resume=resume, overwrite=overwrite, seed=seed,
         eval_every=eval_every, save_every=save_every, export_every=export_every,

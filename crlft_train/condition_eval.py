@@ -151,7 +151,7 @@ def evaluate_conditions(
     tokens: dict[str, int] = {}
     for tag, rows in rendered.items():
         batches = ([rows[i] for i in bins[0]] for bins in plans[tag])
-        _, per_class = summed_losses(model, batches, class_index, False, device, tick)
+        _, per_class = summed_losses(model, batches, class_index, False, device, tick, True)
         for name, i in class_index.items():
             total_ce, weight = per_class[i].tolist()
             loss[name][tag] = total_ce / weight if weight else math.nan

@@ -64,6 +64,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     attention: str = "auto"  # auto | varlen | padded (see crlft_train.attention)
     per_sequence_loss: bool = False
+    chunked_loss: bool = True  # the LM head's cross-entropy in chunks (crlft_train.chunked_ce)
     seed: int = 0
     eval_every: int = 0  # 0 = only at the end (there is always a validation at the end)
     save_every: int = 0  # 0 = at the end only

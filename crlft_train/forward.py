@@ -18,6 +18,7 @@ import torch.distributed as dist
 from crlft_contract import IGNORE_INDEX, class_loss_key
 from crlft_train import loss
 from crlft_train.attention import VARLEN, varlen_inputs
+from crlft_train.chunked_ce import linear_cross_entropy
 from crlft_train.data import PackedBatch, pack
 from crlft_train.packing import MultipackSampler
 
@@ -28,6 +29,7 @@ def packed_loss_sums(
     num_classes: int,
     per_sequence_loss: bool,
     device: torch.device,
+    chunked: bool = False,
 ) -> loss.WeightedSums:
     """Σ w·CE, Σ w and per-class sums of one packed micro-batch (model: engine or plain module).
 
@@ -36,16 +38,24 @@ def packed_loss_sums(
     sequences run side by side as right-padded sub-batches (a dense block-diagonal mask over the
     packed row made the step 0.53× a padded loop on a CPU, benchmarks/README.md). The result
     equals `loss.weighted_sums(loss.token_losses(packed logits, labels), weights)` (tested).
+
+    `chunked`: the LM head's cross-entropy a chunk of tokens at a time (`chunked_ce`), never
+    holding the [targets × vocab] logits, for the models whose head is a plain linear layer
+    (`chunkable_head`); others, and ZeRO-3's partitioned heads, take the plain path.
     """
     targets = batch.labels[0, 1:]
     positions, weights = target_weights(batch, per_sequence_loss)
     if positions.numel() == 0:
         positions = torch.zeros(1, dtype=torch.long)  # keeps the graph; its weight is 0
         weights = torch.zeros(1)
-    logits = logits_at(model, batch, positions, device)
-    token_ce = torch.nn.functional.cross_entropy(
-        logits.float(), targets[positions].clamp(min=0).to(device), reduction="none"
-    )
+    wanted = targets[positions].clamp(min=0).to(device)
+    head = chunkable_head(model) if chunked else None
+    if head is None:
+        logits = outputs_at(model, batch, positions, device, head=True)
+        token_ce = torch.nn.functional.cross_entropy(logits.float(), wanted, reduction="none")
+    else:
+        hidden = outputs_at(model, batch, positions, device, head=False)
+        token_ce = linear_cross_entropy(hidden, head.weight, wanted)
     classes = batch.class_ids[0, 1:][positions].to(device)
     return loss.weighted_sums(token_ce, weights.to(device), classes, num_classes)
 
@@ -75,39 +85,87 @@ def weight_sum(batches: list[PackedBatch], per_sequence_loss: bool) -> torch.Ten
     return total
 
 
+# Causal LMs whose logits are exactly `lm_head(hidden)` (no bias, scaling or soft-capping after
+# the head), so that the chunked cross-entropy may apply the head itself.
+CHUNKABLE_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
+
+
+def chunkable_head(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The LM head the chunked cross-entropy can apply itself, or None (take the plain path)."""
+    module = getattr(model, "module", model)  # the DeepSpeed engine wraps the model
+    head = module.get_output_embeddings()
+    if module.config.model_type not in CHUNKABLE_MODEL_TYPES or head is None:
+        return None
+    if getattr(head, "bias", None) is not None or hasattr(head.weight, "ds_id"):
+        return None  # a biased head, or ZeRO-3's partitioned weight (gathered only in forward)
+    return head
+
+
 def logits_at(
     model: torch.nn.Module, batch: PackedBatch, positions: torch.Tensor, device: torch.device
 ) -> torch.Tensor:
     """[K, V] logits at packed-row `positions`."""
+    return outputs_at(model, batch, positions, device, head=True)
+
+
+def outputs_at(
+    model: torch.nn.Module,
+    batch: PackedBatch,
+    positions: torch.Tensor,
+    device: torch.device,
+    head: bool,
+) -> torch.Tensor:
+    """[K, V] logits (`head`) or [K, H] last hidden states at packed-row `positions`."""
     module = getattr(model, "module", model)  # the DeepSpeed engine wraps the model
     if module.config._attn_implementation == VARLEN:
-        return varlen_logits_at(model, batch, positions, device)
-    return padded_logits_at(model, batch, positions, device)
+        return varlen_outputs_at(model, batch, positions, device, head)
+    return padded_outputs_at(model, batch, positions, device, head)
 
 
-def varlen_logits_at(
-    model: torch.nn.Module, batch: PackedBatch, positions: torch.Tensor, device: torch.device
+def forward_of(model: torch.nn.Module, head: bool) -> tuple[torch.nn.Module, str]:
+    """What to call and which output to read: the whole model for logits, else its base model
+    (the decoder with its final norm) for the last hidden states."""
+    if head:
+        return model, "logits"
+    return getattr(model, "module", model).base_model, "last_hidden_state"
+
+
+def varlen_outputs_at(
+    model: torch.nn.Module,
+    batch: PackedBatch,
+    positions: torch.Tensor,
+    device: torch.device,
+    head: bool,
 ) -> torch.Tensor:
     """The packed row in one forward: varlen attention, and the LM head only where needed."""
-    output = model(
+    call, field = forward_of(model, head)
+    extra = {"logits_to_keep": positions.to(device)} if head else {}
+    output = call(
         input_ids=batch.input_ids.to(device),
         position_ids=batch.position_ids.to(device),
-        logits_to_keep=positions.to(device),
         use_cache=False,
+        **extra,
         **varlen_inputs(batch.lengths, device),
     )
-    return output.logits[0]
+    values = getattr(output, field)[0]
+    return values if head else values[positions.to(device)]
 
 
-def padded_logits_at(
-    model: torch.nn.Module, batch: PackedBatch, positions: torch.Tensor, device: torch.device
+def padded_outputs_at(
+    model: torch.nn.Module,
+    batch: PackedBatch,
+    positions: torch.Tensor,
+    device: torch.device,
+    head: bool,
 ) -> torch.Tensor:
-    """[K, V] logits at packed-row `positions`, computed on padded sub-batches of the sequences.
+    """[K, V] logits (or [K, H] hidden states) at packed-row `positions`, computed on padded
+    sub-batches of the sequences.
 
     Position p of the packed row predicts token p + 1, which lies in the same sequence: the first
     token of every sequence is never a target (`data.pack`). Sequences of similar length share a
     sub-batch (`length_groups`), so one long sequence does not pad twenty short ones to its size.
     """
+    call, field = forward_of(model, head)
     sequence = loss.sequence_ids_from_lengths(batch.lengths)
     offsets = torch.cumsum(torch.tensor(batch.lengths), 0) - torch.tensor(batch.lengths)
     pieces = torch.split(batch.input_ids[0], batch.lengths)
@@ -118,13 +176,14 @@ def padded_logits_at(
         if wanted.numel() == 0:
             continue  # no supervised token in these sequences: skip their forward
         ids, attention = padded([pieces[i] for i in group])
-        output = model(
+        output = call(
             input_ids=ids.to(device), attention_mask=attention.to(device), use_cache=False
         )
         slot = {sequence_index: slot for slot, sequence_index in enumerate(group)}
         local_rows = torch.tensor([slot[int(r)] for r in rows[wanted]])
         local_positions = positions[wanted] - offsets[rows[wanted]]
-        chunks.append(output.logits[local_rows.to(device), local_positions.to(device)])
+        values = getattr(output, field)
+        chunks.append(values[local_rows.to(device), local_positions.to(device)])
         order.append(wanted)
     inverse = torch.argsort(torch.cat(order))
     return torch.cat(chunks)[inverse.to(device)]
@@ -195,6 +254,7 @@ def summed_losses(
     per_sequence_loss: bool,
     device: torch.device,
     on_batch: Callable[[], None] = lambda: None,
+    chunked: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Without gradients: ([Σ w·CE, Σ w], [[Σ w·CE, Σ w] per class]) over batches of rows."""
     totals = torch.zeros(2, dtype=loss.SUM_DTYPE)  # float64 across batches too
@@ -202,8 +262,9 @@ def summed_losses(
     with torch.no_grad():
         for rows in row_batches:
             sums = packed_loss_sums(
-                model, pack(rows, class_index), len(class_index), per_sequence_loss, device
-            )
+                model, pack(rows, class_index), len(class_index), per_sequence_loss, device,
+                chunked,
+            )  # fmt: skip
             totals += torch.stack([sums.loss_sum, sums.weight_sum]).to(totals)
             for index, part in sums.per_class.items():
                 per_class[index] += torch.stack([part.loss_sum, part.weight_sum]).to(totals)

@@ -54,6 +54,7 @@ OPTION_FLAGS = {
     "epochs": "--epochs",
     "max_steps": "--max-steps",
     "per_sequence_loss": "--per-sequence-loss",
+    "chunked_loss": "--chunked-loss",
     "gradient_checkpointing": "--gradient-checkpointing",
     "attention": "--attention",
     "eval_every": "--eval-every",

@@ -239,7 +239,10 @@ def backward(run: Run, step: Step) -> tuple[loss.WeightedSums, torch.Tensor]:
     for index, batch in enumerate(batches):
         if index:
             run.engine.step()
-        sums = packed_loss_sums(run.engine, batch, len(run.class_index), per_sequence, run.device)
+        sums = packed_loss_sums(
+            run.engine, batch, len(run.class_index), per_sequence, run.device,
+            run.config.chunked_loss,
+        )  # fmt: skip
         # DeepSpeed averages gradients over ranks: × world size makes the average the global
         # mean's; the sum over micro-batches is kept as it is (no 1/accumulation scaling).
         step_loss = loss.weighted_mean_loss(sums.loss_sum, global_weight) * run.world
@@ -296,7 +299,7 @@ def evaluate(run: Run) -> dict:
     run.engine.eval()
     totals, per_class = summed_losses(
         run.engine, ([validation[i] for i in bins[run.rank]] for bins in plan), run.class_index,
-        run.config.per_sequence_loss, run.device,
+        run.config.per_sequence_loss, run.device, chunked=run.config.chunked_loss,
     )  # fmt: skip
     run.engine.train()
     # On the device: an NCCL group has no CPU all-reduce.
@@ -417,7 +420,7 @@ def options(run: Run) -> dict:
         "weight_decay": config.weight_decay, "adam_beta2": config.betas[1],
         "max_grad_norm": config.max_grad_norm,
         "epochs": config.epochs, "max_steps": config.max_steps,
-        "per_sequence_loss": config.per_sequence_loss,
+        "per_sequence_loss": config.per_sequence_loss, "chunked_loss": config.chunked_loss,
         "gradient_checkpointing": config.gradient_checkpointing, "attention": config.attention,
         "eval_every": config.eval_every, "save_every": config.save_every,
         "export_every": config.export_every,

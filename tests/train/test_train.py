@@ -17,6 +17,7 @@ import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from unittest.mock import patch
 
 import datasets
 import pytest
@@ -26,7 +27,7 @@ from tokenized_fixtures import labeled_row, toy_tokenizer, write_stage  # noqa: 
 from crlft_train.attention import register_varlen_attention
 from crlft_train.checkpoint import folder_bytes, human_bytes
 from crlft_train.data import block_causal_mask, load_tokenized, pack
-from crlft_train.forward import packed_loss_sums
+from crlft_train.forward import chunkable_head, packed_loss_sums
 from crlft_train.loss import token_losses, weighted_sums
 from crlft_train.train import free_port
 from sharegpt_tools.tokenize.stage import TokenizeOptions, run_tokenize
@@ -153,6 +154,19 @@ def test_packed_loss_equals_the_sum_over_single_sequences(
     # Computing logits only at the supervised positions equals the loss over all logits (the
     # sums are float64 either way; the trainer's per-token losses are float32).
     torch.testing.assert_close(packed.loss_sum, reference.loss_sum, rtol=1.3e-6, atol=1e-5)
+    # The chunked head's cross-entropy (the trainer's default): the same loss and gradients,
+    # without the [targets × vocab] logits (chunks of 7 tokens here).
+    assert chunkable_head(model) is model.lm_head  # a Llama head: the chunked path is taken
+    gradients = []
+    for chunked in (False, True):
+        model.zero_grad()
+        with patch("crlft_train.chunked_ce.CHUNK_ELEMENTS", 7 * 1024):
+            sums = packed_loss_sums(model, batch, len(classes), False, cpu, chunked=chunked)
+        sums.loss_sum.backward()
+        gradients.append({n: p.grad.clone() for n, p in model.named_parameters()})
+        torch.testing.assert_close(sums.loss_sum, packed.loss_sum, rtol=1.3e-6, atol=1e-5)
+    for name, plain in gradients[0].items():
+        torch.testing.assert_close(gradients[1][name], plain, rtol=1e-5, atol=1e-7)  # fp32 CE
 
 
 def test_train_end_to_end_produces_a_usable_hf_model(workspace: Path, tmp_path: Path) -> None:
