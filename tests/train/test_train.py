@@ -609,11 +609,16 @@ def test_resume_falls_back_past_a_missing_file_and_the_command_line_lr_wins(
     workspace: Path, uninterrupted: Path, tmp_path: Path
 ) -> None:
     """A deleted file of the newest checkpoint: resume from the one before, saying so; a new --lr
-    is announced and used from the resumed step on; metrics.jsonl keeps each step once."""
+    and --weight-decay are announced and used from the resumed step on; metrics.jsonl keeps each
+    step once."""
     run = tmp_path / "run"
     shutil.copytree(uninterrupted, run, ignore=shutil.ignore_patterns("final", "condition_*"))
     (run / "checkpoints" / "step-8" / "mp_rank_00_model_states.pt").unlink()
-    output = finish(crlft_train(workspace, run, *RESUME_ARGS, "--resume", "--lr", "1.5e-3"))
+    output = finish(
+        crlft_train(
+            workspace, run, *RESUME_ARGS, "--resume", "--lr", "1.5e-3", "--weight-decay", "0.05"
+        )
+    )
     assert (
         "skipped unreadable checkpoints (step-8: mp_rank_00_model_states.pt is missing); "
         "resuming from step-6" in output
@@ -621,7 +626,7 @@ def test_resume_falls_back_past_a_missing_file_and_the_command_line_lr_wins(
     assert (
         "--resume: options differ from the checkpoint's: --lr 0.0015 (checkpoint: 0.003)" in output
     )
-    assert "the command line wins" in output
+    assert "; --weight-decay 0.05 (checkpoint: 0.1)" in output and "the command line wins" in output
     lines, whole = metrics_lines(run), metrics_lines(uninterrupted)
     assert [r["step"] for r in lines if "loss" in r] == list(range(1, 9))
     assert [r["step"] for r in lines if "val/loss" in r] == [8]
@@ -630,7 +635,8 @@ def test_resume_falls_back_past_a_missing_file_and_the_command_line_lr_wins(
     assert got[7]["loss"] == pytest.approx(expected[7]["loss"], rel=1e-6)  # step 6's weights
     for step in (7, 8):
         assert got[step]["lr"] == pytest.approx(expected[step]["lr"] / 2, rel=1e-9)
-    assert json.loads((run / "final" / "crlft.json").read_text())["peak_lr"] == 1.5e-3
+    recorded = json.loads((run / "final" / "crlft.json").read_text())
+    assert recorded["peak_lr"] == 1.5e-3 and recorded["config"]["weight_decay"] == 0.05
 
 
 def test_a_full_disk_keeps_the_previous_checkpoint_and_says_how_much_space(
