@@ -358,11 +358,11 @@ def test_ranks_and_accumulation_give_the_gradient_and_update_of_one_large_batch(
 ) -> None:
     """The weighted mean is over the global batch of the optimiser step, however it is split:
     Σ w is all-reduced once per step, the micro-batches' gradients add up (no 1/k scaling) and
-    DeepSpeed averages them over ranks. 1 rank × 1 micro-batch of all 8 sequences, 2 ranks × 1,
-    1 rank × 4 and 2 ranks × 2 (--batch-tokens 32768 at --batch-max-len 8192) agree."""
+    DeepSpeed averages them over ranks. 1 rank × 1 micro-batch of all 8 sequences, 1 rank × 4 and
+    2 ranks × 2 (--batch-tokens 32768 at --batch-max-len 8192) agree."""
     large = probe_step(workspace, tmp_path / "large.pt", ranks=1, batch_tokens=0)
     assert any(g.abs().sum() > 0 for name, g in large.items() if name.startswith("grad/"))
-    for ranks, batch_tokens in ((2, 0), (1, 4 * 8192), (2, 4 * 8192)):
+    for ranks, batch_tokens in ((1, 4 * 8192), (2, 4 * 8192)):
         split = probe_step(workspace, tmp_path / f"{ranks}-{batch_tokens}.pt", ranks, batch_tokens)
         assert split.keys() == large.keys()
         for name in large:
@@ -371,38 +371,30 @@ def test_ranks_and_accumulation_give_the_gradient_and_update_of_one_large_batch(
             )
 
 
-def test_batch_tokens_accumulates_micro_batches_into_each_optimiser_step(
+def test_batch_tokens_on_one_process_and_on_two_nodes_over_loopback(
     workspace: Path, tmp_path: Path
 ) -> None:
-    """--batch-tokens 2048 at --batch-max-len 512 on one rank: 4 packed micro-batches per step;
-    the run records it, and a resume with another global batch is refused in one line."""
-    run = tmp_path / "run"
-    output = finish(crlft_train(workspace, run, "--batch-tokens", "2048", "--epochs", "2"))
-    assert "4 micro-batch(es) of ≤ 512 tokens per rank and step (≤ 2,048 tokens)" in output
-    steps = list(metrics(run).values())
-    tokens = [r["tokens"] for r in steps]
+    """--batch-tokens 1024 at --batch-max-len 512: one process accumulates 2 packed micro-batches
+    per step, recorded, and a resume with another global batch is refused in one line. A 2-node
+    run simulated on one machine (torchrun --nnodes 2, node ranks 0 and 1 as two processes meeting
+    at 127.0.0.1), one micro-batch per rank, trains the same losses."""
+    args = ("--batch-tokens", "1024", "--epochs", "1", "--seed", "1")
+    single = finish(crlft_train(workspace, tmp_path / "one", *args))
+    assert "2 micro-batch(es) of ≤ 512 tokens per rank and step (≤ 1,024 tokens)" in single
+    one = metrics(tmp_path / "one")
+    tokens = [r["tokens"] for r in one.values()]
     lengths = datasets.load_from_disk(str(workspace / "tokenized"))["train"]["length"]
-    assert sum(tokens) == 2 * sum(lengths)  # every sequence once per epoch, nothing dropped
-    assert max(tokens) <= 2048 and len(steps) < 2 * sum(lengths) / 512  # fewer, larger steps
-    recorded = json.loads((run / "final" / "crlft.json").read_text())["config"]
-    assert recorded["batch_tokens"] == 2048 and recorded["max_grad_norm"] == 1.0
+    assert sum(tokens) == sum(lengths)  # every sequence once in the epoch, nothing dropped
+    assert max(tokens) <= 1024 and len(one) < sum(lengths) / 512  # fewer, larger steps
+    recorded = json.loads((tmp_path / "one" / "final" / "crlft.json").read_text())["config"]
+    assert recorded["batch_tokens"] == 1024 and recorded["max_grad_norm"] == 1.0
     assert_one_line_error(
         invoke_train(
-            workspace, "--output", run, "--resume", "--batch-max-len", "512", "--batch-tokens", 1024
+            workspace, "--output", tmp_path / "one", "--resume", "--batch-max-len", "256",
+            "--batch-tokens", 1024,
         ),
-        "the micro-batches per rank and step (--batch-tokens) 2 (checkpoint: 4)",
-    )
-
-
-def test_two_nodes_over_loopback_reproduce_one_process_with_the_same_global_batch(
-    workspace: Path, tmp_path: Path
-) -> None:
-    """A 2-node run simulated on one machine (torchrun --nnodes 2, node ranks 0 and 1 as two
-    processes meeting at 127.0.0.1), one micro-batch per rank, trains the losses of one process
-    accumulating two micro-batches per step: --batch-tokens fixes the global batch."""
-    args = ("--max-steps", "3", "--batch-tokens", "1024", "--seed", "1")
-    single = finish(crlft_train(workspace, tmp_path / "one", *args))
-    assert "2 micro-batch(es) of ≤ 512 tokens per rank" in single
+        "the micro-batches per rank and step (--batch-tokens) 4 (checkpoint: 2)",
+    )  # fmt: skip
     port = str(free_port())
     nodes = [
         crlft_train(
@@ -416,8 +408,8 @@ def test_two_nodes_over_loopback_reproduce_one_process_with_the_same_global_batc
     with ThreadPoolExecutor(2) as pool:  # both pipes drained at once: neither node blocks
         first, _ = pool.map(finish, nodes)
     assert "on 2 rank(s)" in first and "1 micro-batch(es) of ≤ 512 tokens per rank" in first
-    one, two = metrics(tmp_path / "one"), metrics(tmp_path / "two")
-    assert one.keys() == two.keys() == {1, 2, 3}
+    two = metrics(tmp_path / "two")
+    assert one.keys() == two.keys() and len(one) >= 2
     for step in one:
         assert two[step]["tokens"] == one[step]["tokens"]
         assert two[step]["loss"] == pytest.approx(one[step]["loss"], rel=1e-5)
