@@ -194,6 +194,33 @@ def sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait for the end of the block, then act as they would have.
+
+    For starting a worker process: `spawn` creates the child, then writes its start-up data to
+    it; an exception raised by a signal between the two leaves the child reading a closed pipe,
+    and it dies with an `EOFError` traceback on the user's terminal. In the main thread only
+    (Python runs handlers nowhere else).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    deferred = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda s, _: caught.append(s)) for signum in deferred}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(caught):
+            if callable(previous[signum]):
+                previous[signum](signum, None)  # raises KeyboardInterrupt or Terminated
+            elif previous[signum] == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
 def interruption(exc: BaseException) -> str:
     return "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
 

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -274,3 +275,38 @@ def test_tokenize_on_a_full_disk(
     assert_disk_full_line(str(error.value), "tokenized")
     assert stage_snapshot(ws, "tokenized") == before
     assert not list(ws.root.glob(".tokenized.*"))
+
+
+DEFERRED = textwrap.dedent(
+    """
+    import os, signal
+    from sharegpt_tools.stage_faults import Terminated, sigterm_unwinds, signals_deferred
+
+    steps = []
+    try:
+        with sigterm_unwinds(), signals_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            steps.append("after SIGTERM")
+    except Terminated:
+        steps.append("Terminated")
+    try:
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("after Ctrl-C")
+    except KeyboardInterrupt:
+        steps.append("KeyboardInterrupt")
+    print(steps)
+    """
+)
+
+
+def test_signals_wait_for_a_worker_to_be_started_then_act() -> None:
+    """SIGTERM or Ctrl-C in the middle of starting a worker (between creating the process and
+    handing it its start-up data) would leave it dying with an EOFError traceback."""
+    done = subprocess.run(
+        [sys.executable, "-c", DEFERRED], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(
+        ["after SIGTERM", "Terminated", "after Ctrl-C", "KeyboardInterrupt"]
+    )

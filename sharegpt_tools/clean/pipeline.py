@@ -42,6 +42,7 @@ from sharegpt_tools.clean.options import CleanOptions
 from sharegpt_tools.clean.steps import RowCleaner, near_dup_params
 from sharegpt_tools.io.readers import RawRow, RowReader
 from sharegpt_tools.records import CLEAN_SCHEMA, REJECTS_SCHEMA, Reason, StageCounts
+from sharegpt_tools.stage_faults import signals_deferred
 from sharegpt_tools.workspace import (
     CONVERSATIONS,
     MANIFEST,
@@ -147,7 +148,8 @@ def clean_chunks(rows: Iterable[RawRow], options: CleanOptions) -> Iterator[Chun
     try:
         pending: deque[Future[ChunkResult]] = deque()
         for chunk in chunked(rows, options.batch_size):
-            pending.append(pool.submit(_clean_chunk_in_worker, chunk))
+            with signals_deferred():  # a submit may start a worker: never half-started
+                pending.append(pool.submit(_clean_chunk_in_worker, chunk))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
         while pending:
