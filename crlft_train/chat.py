@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from crlft_train.model import ADAPTER_CONFIG, load_pretrained
+
 
 class ChatError(ValueError):
     """A run folder that cannot be chatted with: printed as one line."""
@@ -22,7 +24,7 @@ class ChatError(ValueError):
 
 def model_folder(run_dir: Path) -> Path:
     for folder in (run_dir / "final", run_dir):
-        if (folder / "config.json").is_file():
+        if (folder / "config.json").is_file() or (folder / ADAPTER_CONFIG).is_file():
             return folder
     raise ChatError(f"{run_dir} has no final/ model folder: train it first with crlft-train")
 
@@ -86,7 +88,7 @@ def plain_encoder(backend: Any, nodes: dict) -> Any:
 
 
 def load(folder: Path) -> tuple[object, object, str, PromptEncoder]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     record_file = folder / "crlft.json"
     if not record_file.is_file():
@@ -97,7 +99,7 @@ def load(folder: Path) -> tuple[object, object, str, PromptEncoder]:
             f"{record_file} predates exact prompt encoding: re-export it with crlft-train"
         )
     tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True).eval()
+    model = load_pretrained(folder).eval()
     encoder = PromptEncoder(tokenizer, record["prompt_encoding"])
     return model, tokenizer, record["expert_condition"], encoder
 

@@ -83,10 +83,18 @@ class Writes:
 
 
 def save_checkpoint(
-    engine: object, run_dir: Path, step: int, client_state: dict, record: dict
+    engine: object,
+    run_dir: Path,
+    step: int,
+    client_state: dict,
+    record: dict,
+    frozen_saved: bool = True,
 ) -> Path:
     """Save `checkpoints/step-N` and its record, then point `latest` at it and drop all but the
     newest two. A failed write raises CheckpointError on every rank, with `latest` unmoved.
+
+    `frozen_saved=False` (LoRA) leaves the frozen parameters out: the base model loads again from
+    its own folder, and a 7B run's checkpoint is its adapters, not 14 GB.
 
     Callers must not save a step twice: rewriting the checkpoint `latest` names is the one moment
     a crash could leave nothing valid to resume from. A folder of that step that `latest` does not
@@ -103,8 +111,9 @@ def save_checkpoint(
     try:
         with guarded_writes(engine, writes):
             engine.save_checkpoint(
-                str(folder), tag=tag, client_state=client_state, save_latest=False
-            )
+                str(folder), tag=tag, client_state=client_state, save_latest=False,
+                exclude_frozen_parameters=not frozen_saved,
+            )  # fmt: skip
     except OSError as error:  # a write outside the checkpoint engine (DeepSpeed's helper script)
         writes.fail(target, error)
     if writes.error is None and is_rank_zero():
@@ -332,8 +341,13 @@ def candidate_tags(folder: Path) -> list[str]:
     return [latest, *older]
 
 
-def load_checkpoint(engine: object, run_dir: Path, warn: object = print) -> dict | None:
+def load_checkpoint(
+    engine: object, run_dir: Path, warn: object = print, frozen_saved: bool = True
+) -> dict | None:
     """The client state of the newest loadable checkpoint, or None when the run has none.
+
+    `frozen_saved=False`: the checkpoints hold the trainable parameters only (`save_checkpoint`);
+    the frozen ones are the model's as built.
 
     A checkpoint that fails to load on any rank (truncated by a crash, files missing) is reported
     through `warn` and all ranks move on to the next older one together; DeepSpeed's load replaces
@@ -345,7 +359,7 @@ def load_checkpoint(engine: object, run_dir: Path, warn: object = print) -> dict
         return None
     problems = []
     for tag in tags:
-        client_state, problem = try_load(engine, folder, tag)
+        client_state, problem = try_load(engine, folder, tag, frozen_saved)
         if all_ranks_agree(problem is None, engine.device):
             if problems:
                 warn(f"skipped unreadable checkpoints ({'; '.join(problems)}); resuming from {tag}")
@@ -358,13 +372,17 @@ def load_checkpoint(engine: object, run_dir: Path, warn: object = print) -> dict
     )
 
 
-def try_load(engine: object, folder: Path, tag: str) -> tuple[dict | None, str | None]:
+def try_load(
+    engine: object, folder: Path, tag: str, frozen_saved: bool = True
+) -> tuple[dict | None, str | None]:
     """(client state, None) when the checkpoint loads completely, else (None, what went wrong)."""
     missing = missing_files(folder, tag)
     if missing:
         return None, f"{tag}: {missing}"
     try:
-        path, client_state = engine.load_checkpoint(str(folder), tag=tag)
+        path, client_state = engine.load_checkpoint(
+            str(folder), tag=tag, load_module_strict=frozen_saved
+        )
     # DeepSpeed asserts that the files it globbed exist: a deleted file is an AssertionError.
     except (AssertionError, EOFError, OSError, RuntimeError, KeyError, ValueError) as error:
         first_line = (str(error).splitlines() or [""])[0] or "files missing or unreadable"
@@ -471,13 +489,22 @@ def consolidated_state_dict(engine: object, zero_stage: int) -> dict | None:
     return {k: v.detach().cpu() for k, v in engine.module.state_dict().items()}
 
 
+@dataclass
+class Weights:
+    """What an exported folder holds: `state`, written by `model.save_pretrained` (a Hugging Face
+    model, or a peft model for an adapter alone), on rank 0; both None on other ranks."""
+
+    model: object | None
+    state: dict | None
+
+
 def export_model(
     engine: object,
     tokenizer: object,
     tokenizer_dir: Path,
     templates: dict,
     folder: Path,
-    zero_stage: int,
+    weights: Weights,
     record: dict,
 ) -> Path | None:
     """A Hugging Face folder (final/ or a snapshot): weights, tokenizer + chat template,
@@ -488,11 +515,10 @@ def export_model(
     that stage wrote them to load identically in transformers 4.40+ and 5.x, and a transformers 5
     `save_pretrained` would drop what older versions need (`legacy`, `tokenizer.model`...).
     """
-    state = consolidated_state_dict(engine, zero_stage)
     problem = None
     if is_rank_zero():
-        problem = write_model_folder(engine.module, state, tokenizer, tokenizer_dir, templates,
-                                     folder, record)  # fmt: skip
+        problem = write_model_folder(weights.model, weights.state, tokenizer, tokenizer_dir,
+                                     templates, folder, record)  # fmt: skip
     if not all_ranks_agree(problem is None, engine.device):
         raise problem or CheckpointError(f"rank 0 could not write {folder}; see its error")
     return folder if is_rank_zero() else None

@@ -66,7 +66,10 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         want_hidden, want_weight = ctx.needs_input_grad[:2]
         grad_hidden = torch.empty_like(hidden) if want_hidden else None
         wide = accumulation_dtype(hidden)
-        grad_weight = torch.zeros(weight.shape, dtype=wide, device=weight.device)
+        # A frozen head (LoRA) needs no [V, H] gradient: none is allocated.
+        grad_weight = (
+            torch.zeros(weight.shape, dtype=wide, device=weight.device) if want_weight else None
+        )
         for start in range(0, hidden.shape[0], ctx.chunk):
             part = slice(start, start + ctx.chunk)
             # d CE / d logits = softmax − onehot(target), scaled by the incoming gradient.

@@ -25,12 +25,14 @@ from crlft_train.config import Attention, TrainConfig
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 console = Console(stderr=True)
 TRAIN_EXTRA = "pip install 'sharegpt-tools[train]'"
+QLORA_EXTRA = "pip install 'sharegpt-tools[train,qlora]'"
 # crlft-train's option defaults are TrainConfig's: declared once.
 DEFAULT = SimpleNamespace(
     **{f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 )
 
 MODEL = "Model"
+LORA = "LoRA (peft)"
 OPTIM = "Optimisation"
 RUN = "Run"
 
@@ -57,13 +59,13 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def require(command: str, *modules: str) -> None:
-    """One line naming the `train` extra when a module it installs is missing (exit 2)."""
+def require(command: str, *modules: str, extra: str = TRAIN_EXTRA) -> None:
+    """One line naming the extra that installs a missing module (exit 2)."""
     missing = [name for name in modules if not importable(name)]
     if missing:
         names = " and ".join(missing)
         verb = "is" if len(missing) == 1 else "are"
-        fail(f"{command} needs {names}, which {verb} not installed: {TRAIN_EXTRA}")
+        fail(f"{command} needs {names}, which {verb} not installed: {extra}")
 
 
 def importable(name: str) -> bool:
@@ -99,6 +101,52 @@ def train_command(
             rich_help_panel=MODEL,
         ),
     ] = DEFAULT.model_config,
+    lora_r: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Train rank-R LoRA adapters on the frozen model instead of all its weights "
+            "(0: full fine-tuning). The new tokens' embedding rows train too.",
+            rich_help_panel=LORA,
+        ),
+    ] = DEFAULT.lora_r,
+    lora_alpha: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="LoRA alpha: adapters scaled by alpha / r (default: r, scale 1).",
+            rich_help_panel=LORA,
+        ),
+    ] = DEFAULT.lora_alpha,
+    lora_dropout: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=0.99, help="Dropout on the adapters' input.", rich_help_panel=LORA
+        ),
+    ] = DEFAULT.lora_dropout,
+    lora_targets: Annotated[
+        str,
+        typer.Option(
+            help="Layers that get adapters: 'all-linear' (every linear layer but the LM head) or "
+            "module names, e.g. 'q_proj,k_proj,v_proj,o_proj'.",
+            rich_help_panel=LORA,
+        ),
+    ] = DEFAULT.lora_targets,
+    qlora: Annotated[
+        bool,
+        typer.Option(
+            help="QLoRA: load the frozen --model in 4 bits (NF4, bitsandbytes).",
+            rich_help_panel=LORA,
+        ),
+    ] = DEFAULT.qlora,
+    save_adapter: Annotated[
+        bool,
+        typer.Option(
+            help="final/ holds the adapter alone (load it with peft's AutoPeftModelForCausalLM) "
+            "instead of the model with the adapters merged in.",
+            rich_help_panel=LORA,
+        ),
+    ] = DEFAULT.save_adapter,
     epochs: Annotated[
         int,
         typer.Option(
@@ -284,7 +332,9 @@ def train_command(
 
     Runs as a single process, or under `deepspeed --num_gpus N` / `torchrun`.
     """
-    require("crlft-train", "torch", "deepspeed")
+    require("crlft-train", "torch", "deepspeed", *(["peft"] if lora_r else []))
+    if qlora:
+        require("--qlora", "bitsandbytes", extra=QLORA_EXTRA)
     from crlft_train.checkpoint import CheckpointError
     from crlft_train.config import ConfigError, TrainConfig
     from crlft_train.data import DataError
@@ -298,7 +348,9 @@ def train_command(
         batch_tokens=batch_tokens, warmup_ratio=warmup_ratio, warmup_steps=warmup_steps,
         lr_min_ratio=lr_min_ratio, weight_decay=weight_decay,
         betas=(DEFAULT.betas[0], adam_beta2), max_grad_norm=max_grad_norm,
-        per_sequence_loss=per_sequence_loss, chunked_loss=chunked_loss, zero_stage=zero,
+        per_sequence_loss=per_sequence_loss, chunked_loss=chunked_loss, lora_r=lora_r,
+        lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=lora_targets,
+        qlora=qlora, save_adapter=save_adapter, zero_stage=zero,
         deepspeed_config=deepspeed,
         bf16=bf16, gradient_checkpointing=gradient_checkpointing, attention=attention.value,
         resume=resume, overwrite=overwrite, seed=seed,
@@ -399,9 +451,14 @@ def condition_table(table: object) -> object:
 
 def quiet_transformers() -> None:
     """No per-file progress bars when saving or loading a small model: the run prints its own."""
-    from transformers.utils import logging
+    import logging
 
-    logging.disable_progress_bar()
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    # bitsandbytes (imported by peft) warns on some CPUs that it cannot download an optional
+    # kernel from the Hub; its own fallback runs, and these machines are offline by design.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 def command_app(command: Callable[..., None]) -> typer.Typer:

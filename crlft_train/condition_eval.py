@@ -26,6 +26,7 @@ import torch
 from crlft_contract import CONDITION_EVAL_DIR
 from crlft_train.chat import model_folder
 from crlft_train.data import DataError, TokenizedData, load_tokenized
+from crlft_train.model import load_pretrained
 
 RESULT_FILE = "condition_eval.json"
 ProgressCallback = Callable[[int, int], None]  # (batches done, total)
@@ -88,13 +89,9 @@ def validation_under_conditions(data: TokenizedData) -> dict[str, list[dict]]:
 
 
 def load_model(run_dir: Path, device: torch.device) -> torch.nn.Module:
-    from transformers import AutoModelForCausalLM
-
     folder = model_folder(run_dir)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(
-        str(folder), local_files_only=True, dtype=dtype, attn_implementation="sdpa"
-    )
+    model = load_pretrained(folder, dtype=dtype, attn_implementation="sdpa")
     return model.to(device).eval()
 
 

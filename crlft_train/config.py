@@ -22,6 +22,9 @@ from pathlib import Path
 AUTO_LR_REFERENCE_TOKENS = 65_536
 AUTO_LR_SMALL_MODEL = 1e-3
 AUTO_LR_FINETUNE = 2e-5
+# LoRA adapters start at zero and move a few parameters: the usual peak is 10× full fine-tuning's
+# (the QLoRA paper's 2e-4 for 7B–13B models).
+AUTO_LR_LORA = 2e-4
 SMALL_MODEL_PARAMS = 100_000_000
 
 
@@ -65,6 +68,12 @@ class TrainConfig:
     attention: str = "auto"  # auto | varlen | padded (see crlft_train.attention)
     per_sequence_loss: bool = False
     chunked_loss: bool = True  # the LM head's cross-entropy in chunks (crlft_train.chunked_ce)
+    lora_r: int = 0  # LoRA rank (crlft_train.lora); 0 = full fine-tuning
+    lora_alpha: float | None = None  # None = lora_r (adapters scaled by 1)
+    lora_dropout: float = 0.0
+    lora_targets: str = "all-linear"  # peft's every-linear-layer-but-the-head, or "q_proj,v_proj"
+    qlora: bool = False  # the frozen base in 4 bits (bitsandbytes NF4)
+    save_adapter: bool = False  # final/ holds the adapter alone instead of the merged model
     seed: int = 0
     eval_every: int = 0  # 0 = only at the end (there is always a validation at the end)
     save_every: int = 0  # 0 = at the end only
@@ -107,6 +116,36 @@ class TrainConfig:
                 f"--batch-tokens {self.batch_tokens} is less than one micro-batch "
                 f"(--batch-max-len {self.batch_max_len}): raise it, or lower --batch-max-len"
             )
+        self.validate_lora()
+
+    def validate_lora(self) -> None:
+        if self.lora_r < 0:
+            raise ConfigError(f"--lora-r must be ≥ 0 (0: full fine-tuning), got {self.lora_r}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.lora_r == 0 and (self.qlora or self.save_adapter):
+            flag = "--qlora" if self.qlora else "--save-adapter"
+            raise ConfigError(f"{flag} is for LoRA runs: give --lora-r too (e.g. --lora-r 16)")
+        if self.qlora and self.model is None:
+            raise ConfigError("--qlora quantises a pretrained model: give --model")
+        if self.lora_r and self.zero_stage == 3:
+            raise ConfigError(
+                "--lora-r with --zero 3 is not supported: the adapters are small and the frozen "
+                "base is not partitioned; use --zero 2 (or 0/1)"
+            )
+
+    def lora_alpha_value(self) -> float:
+        return float(self.lora_r) if self.lora_alpha is None else self.lora_alpha
+
+    def lora_plan(self) -> str:
+        """The LoRA settings that fix the trained tensors and their meaning: a resume keeps them."""
+        if not self.lora_r:
+            return "off"
+        base = ", 4-bit base" if self.qlora else ""
+        return (
+            f"r {self.lora_r}, alpha {self.lora_alpha_value():g}, targets {self.lora_targets}"
+            + base
+        )
 
     def accumulation_steps(self, world: int) -> int:
         """Packed micro-batches per rank and optimiser step: --batch-tokens spread over
@@ -134,9 +173,12 @@ class TrainConfig:
         return out
 
 
-def auto_peak_lr(tokens_per_step: int, num_params: int) -> float:
+def auto_peak_lr(tokens_per_step: int, num_params: int, lora: bool = False) -> float:
     """Peak LR scaled with sqrt(tokens per step / reference), as the paper scales it with batch."""
-    base = AUTO_LR_SMALL_MODEL if num_params < SMALL_MODEL_PARAMS else AUTO_LR_FINETUNE
+    if num_params < SMALL_MODEL_PARAMS:
+        base = AUTO_LR_SMALL_MODEL
+    else:
+        base = AUTO_LR_LORA if lora else AUTO_LR_FINETUNE
     return base * math.sqrt(tokens_per_step / AUTO_LR_REFERENCE_TOKENS)
 
 

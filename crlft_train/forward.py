@@ -20,6 +20,7 @@ from crlft_train import loss
 from crlft_train.attention import VARLEN, varlen_inputs
 from crlft_train.chunked_ce import linear_cross_entropy
 from crlft_train.data import PackedBatch, pack
+from crlft_train.model import unwrapped
 from crlft_train.packing import MultipackSampler
 
 
@@ -55,7 +56,7 @@ def packed_loss_sums(
         token_ce = torch.nn.functional.cross_entropy(logits.float(), wanted, reduction="none")
     else:
         hidden = outputs_at(model, batch, positions, device, head=False)
-        token_ce = linear_cross_entropy(hidden, head.weight, wanted)
+        token_ce = linear_cross_entropy(hidden, head, wanted)
     classes = batch.class_ids[0, 1:][positions].to(device)
     return loss.weighted_sums(token_ce, weights.to(device), classes, num_classes)
 
@@ -90,15 +91,23 @@ def weight_sum(batches: list[PackedBatch], per_sequence_loss: bool) -> torch.Ten
 CHUNKABLE_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 
 
-def chunkable_head(model: torch.nn.Module) -> torch.nn.Module | None:
-    """The LM head the chunked cross-entropy can apply itself, or None (take the plain path)."""
-    module = getattr(model, "module", model)  # the DeepSpeed engine wraps the model
+def chunkable_head(model: torch.nn.Module) -> torch.Tensor | None:
+    """The LM head's weight, when the chunked cross-entropy can apply the head itself; else None
+    (take the plain path)."""
+    module = unwrapped(model)
     head = module.get_output_embeddings()
     if module.config.model_type not in CHUNKABLE_MODEL_TYPES or head is None:
         return None
-    if getattr(head, "bias", None) is not None or hasattr(head.weight, "ds_id"):
+    rows = getattr(head, "token_adapter", None)  # peft's trainable new-token rows (LoRA runs)
+    if rows is not None:
+        layer, weight = rows.base_layer, rows.get_merged_weights(rows.active_adapters)
+    elif type(head) is torch.nn.Linear:
+        layer, weight = head, head.weight
+    else:
+        return None  # a LoRA-adapted head, or another wrapper
+    if layer.bias is not None or hasattr(layer.weight, "ds_id"):
         return None  # a biased head, or ZeRO-3's partitioned weight (gathered only in forward)
-    return head
+    return weight
 
 
 def logits_at(
@@ -116,8 +125,7 @@ def outputs_at(
     head: bool,
 ) -> torch.Tensor:
     """[K, V] logits (`head`) or [K, H] last hidden states at packed-row `positions`."""
-    module = getattr(model, "module", model)  # the DeepSpeed engine wraps the model
-    if module.config._attn_implementation == VARLEN:
+    if unwrapped(model).config._attn_implementation == VARLEN:
         return varlen_outputs_at(model, batch, positions, device, head)
     return padded_outputs_at(model, batch, positions, device, head)
 
@@ -127,7 +135,7 @@ def forward_of(model: torch.nn.Module, head: bool) -> tuple[torch.nn.Module, str
     (the decoder with its final norm) for the last hidden states."""
     if head:
         return model, "logits"
-    return getattr(model, "module", model).base_model, "last_hidden_state"
+    return unwrapped(model).base_model, "last_hidden_state"
 
 
 def varlen_outputs_at(

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+ADAPTER_CONFIG = "adapter_config.json"  # peft's: a folder holding an adapter alone
 
 # For tests and the demo: a ~8M-parameter Llama (4 layers, hidden 256) that trains on a CPU.
 TINY_LLAMA = {
@@ -34,19 +35,56 @@ class ModelError(ValueError):
 def build_model(
     model_path: Path | None, model_config: str | None, vocab_size: int, seed: int
 ) -> torch.nn.Module:
-    from transformers import AutoModelForCausalLM
-
-    if model_path is not None:
-        check_model_folder(model_path)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(model_path), local_files_only=True, dtype=torch.float32, attn_implementation="sdpa"
-        )
-    else:
-        config = random_init_config(model_config or "tiny", vocab_size)
-        torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
+    model = load_base(model_path, model_config, vocab_size, seed)
     resize_embeddings(model, vocab_size)
     return model
+
+
+def load_base(
+    model_path: Path | None,
+    model_config: str | None,
+    vocab_size: int,
+    seed: int,
+    quantization: object | None = None,
+    device: str = "cpu",
+) -> torch.nn.Module:
+    """The model as its folder (or config) has it, before `resize_embeddings`. A quantised
+    (--qlora) base is quantised as it loads, onto `device`, where bitsandbytes needs it."""
+    from transformers import AutoModelForCausalLM
+
+    if model_path is None:
+        config = random_init_config(model_config or "tiny", vocab_size)
+        torch.manual_seed(seed)
+        return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
+    check_model_folder(model_path)
+    extra = {}
+    if quantization is not None:
+        extra = {"quantization_config": quantization, "device_map": {"": device}}
+    return AutoModelForCausalLM.from_pretrained(
+        str(model_path), local_files_only=True, dtype=torch.float32, attn_implementation="sdpa",
+        **extra,
+    )  # fmt: skip
+
+
+def load_pretrained(folder: Path, **kwargs: object) -> torch.nn.Module:
+    """An exported folder: a whole model, or an adapter alone (--save-adapter), which peft loads
+    onto its base model folder (resized to the tokenizer copied beside it)."""
+    if (folder / ADAPTER_CONFIG).is_file():
+        from peft import AutoPeftModelForCausalLM
+
+        return AutoPeftModelForCausalLM.from_pretrained(
+            str(folder), local_files_only=True, **kwargs
+        )
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, **kwargs)
+
+
+def unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    """The Hugging Face model inside a DeepSpeed engine and a peft model (LoRA layers in place)."""
+    model = getattr(model, "module", model)
+    get_base_model = getattr(model, "get_base_model", None)  # a peft model
+    return get_base_model() if callable(get_base_model) else model
 
 
 def check_model_folder(path: Path) -> None:
@@ -97,5 +135,13 @@ def embedding_matrices(model: torch.nn.Module) -> list[torch.Tensor]:
 
 
 def count_parameters(model: torch.nn.Module) -> int:
-    # Under ZeRO-3 a parameter's local tensor is empty; DeepSpeed keeps the full size in ds_numel.
-    return sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())
+    return sum(parameter_size(p) for p in model.parameters())
+
+
+def parameter_size(parameter: torch.Tensor) -> int:
+    """The parameter's number of values: under ZeRO-3 its local tensor is empty (DeepSpeed keeps
+    the size in ds_numel); a 4-bit weight packs two values a byte (quant_state has its shape)."""
+    if hasattr(parameter, "ds_numel"):
+        return parameter.ds_numel
+    quant_state = getattr(parameter, "quant_state", None)
+    return quant_state.shape.numel() if quant_state is not None else parameter.numel()

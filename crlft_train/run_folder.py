@@ -42,6 +42,7 @@ PLAN_NAMES = {
     "world_size": "the number of ranks",
     "zero_stage": "the ZeRO stage (--zero, --deepspeed)",
     "precision": "the precision (--bf16/--fp32, --deepspeed)",
+    "lora": "LoRA (--lora-r, --lora-alpha, --lora-targets, --qlora)",
 }
 OPTION_FLAGS = {
     "lr": "--lr",
@@ -55,6 +56,8 @@ OPTION_FLAGS = {
     "max_steps": "--max-steps",
     "per_sequence_loss": "--per-sequence-loss",
     "chunked_loss": "--chunked-loss",
+    "lora_dropout": "--lora-dropout",
+    "save_adapter": "--save-adapter",
     "gradient_checkpointing": "--gradient-checkpointing",
     "attention": "--attention",
     "eval_every": "--eval-every",

@@ -23,12 +23,12 @@ import torch
 import torch.distributed as dist
 
 from crlft_contract import Metric
-from crlft_train import checkpoint, loss, run_folder
+from crlft_train import checkpoint, lora, loss, run_folder
 from crlft_train.attention import (
     register_varlen_attention,
     torch_varlen_kernel,
 )
-from crlft_train.config import TrainConfig, auto_peak_lr, lr_at
+from crlft_train.config import ConfigError, TrainConfig, auto_peak_lr, lr_at
 from crlft_train.data import TokenizedData, check_supervised, load_tokenized, pack
 from crlft_train.ds_config import load_deepspeed_config
 from crlft_train.forward import (
@@ -40,7 +40,7 @@ from crlft_train.forward import (
     weight_sum,
 )
 from crlft_train.metrics import MetricsLog, console, loss_or_dash, summary_line
-from crlft_train.model import build_model, count_parameters
+from crlft_train.model import count_parameters, load_base, resize_embeddings
 from crlft_train.packing import MultipackSampler, Step, packing_efficiency, rank_share
 
 
@@ -131,6 +131,7 @@ def run_plan(config: TrainConfig, data: TokenizedData, ds_config: dict) -> dict:
         "world_size": world_size(),
         "zero_stage": int(ds_config.get("zero_optimization", {}).get("stage", 0)),
         "precision": precision,
+        "lora": config.lora_plan(),
     }
 
 
@@ -153,6 +154,8 @@ def prepare(config: TrainConfig) -> tuple[TokenizedData, dict | None]:
     data = load_tokenized(config.data)
     check_supervised(data)
     user_ds = load_deepspeed_config(config.deepspeed_config) if config.deepspeed_config else None
+    if config.lora_r and (user_ds or {}).get("zero_optimization", {}).get("stage", 0) == 3:
+        raise ConfigError(f"{config.deepspeed_config} sets ZeRO-3, which --lora-r does not support")
     return data, user_ds
 
 
@@ -163,12 +166,8 @@ def setup(config: TrainConfig, prepared: tuple[TokenizedData, dict | None] | Non
     data, user_ds = prepared or prepare(config)
     rank, world = init_distributed()
     tokenizer = AutoTokenizer.from_pretrained(str(data.tokenizer_dir), local_files_only=True)
-    model = build_model(config.model, config.model_config, len(tokenizer), config.seed)
-    if use_varlen(config.attention):
-        model.set_attn_implementation(register_varlen_attention())
-    if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
     bf16 = default_bf16(config)
+    model = build_policy(config, len(tokenizer), bf16)
     accumulation = config.accumulation_steps(world)
     ds_config = deepspeed_config(config, bf16, user_ds, accumulation)
     lengths = [int(n) for n in data.train["length"]]
@@ -177,7 +176,8 @@ def setup(config: TrainConfig, prepared: tuple[TokenizedData, dict | None] | Non
     )
     steps = sum(sampler.steps_per_epoch(epoch) for epoch in range(config.epochs))
     total_steps = min(steps, config.max_steps) if config.max_steps else steps
-    peak = config.lr or auto_peak_lr(config.step_token_capacity(world), count_parameters(model))
+    capacity = config.step_token_capacity(world)
+    peak = config.lr or auto_peak_lr(capacity, count_parameters(model), lora=bool(config.lora_r))
     optimizer = torch.optim.AdamW(
         parameter_groups(model, config.weight_decay), lr=peak, betas=config.betas, eps=config.eps
     )
@@ -198,6 +198,30 @@ def setup(config: TrainConfig, prepared: tuple[TokenizedData, dict | None] | Non
     )  # fmt: skip
 
 
+def build_policy(config: TrainConfig, vocab_size: int, bf16: bool) -> torch.nn.Module:
+    """The model to train: the whole model, or (--lora-r) its frozen base with adapters."""
+    quantization = lora.quantization_config(config, bf16)
+    model = load_base(
+        config.model, config.model_config, vocab_size, config.seed, quantization, local_device()
+    )
+    added = resize_embeddings(model, vocab_size)
+    if use_varlen(config.attention):
+        model.set_attn_implementation(register_varlen_attention())
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if not config.lora_r:
+        return model
+    torch.manual_seed(config.seed)  # the adapters' initialisation, whatever loaded the base
+    return lora.add_adapters(model, config, list(range(vocab_size - added, vocab_size)))
+
+
+def local_device() -> str:
+    """This rank's device, known before DeepSpeed starts (where a 4-bit base is quantised)."""
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return "cpu"
+
+
 def use_varlen(mode: str) -> bool:
     from deepspeed.accelerator import get_accelerator
 
@@ -206,17 +230,22 @@ def use_varlen(mode: str) -> bool:
     return mode == "varlen"
 
 
+DECAYED = "crlft_decayed"  # a param group's mark: whether --weight-decay applies to it
+
+
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases and norms, as usual for transformers."""
+    """No weight decay on biases and norms, as usual for transformers. Only groups with trainable
+    parameters (LoRA trains no norm): DeepSpeed drops empty groups, the schedule would not."""
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
         (no_decay if parameter.ndim < 2 or "norm" in name else decay).append(parameter)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+    groups = [
+        {"params": decay, "weight_decay": weight_decay, DECAYED: True},
+        {"params": no_decay, "weight_decay": 0.0, DECAYED: False},
     ]
+    return [group for group in groups if group["params"]]
 
 
 # --- one step -------------------------------------------------------------------------------------
@@ -369,7 +398,9 @@ def resume(run: Run) -> dict | None:
     differs from the checkpoint's options (the command line wins: `run_folder`)."""
     output = run.config.output
     run_folder.check_model(output, parameter_layout(run.engine.module))
-    state = checkpoint.load_checkpoint(run.engine, output, lambda m: announce(run, m))
+    state = checkpoint.load_checkpoint(
+        run.engine, output, lambda m: announce(run, m), frozen_saved=not run.config.lora_r
+    )
     if state is None:
         announce(run, f"--resume: no checkpoint in {output}, starting from step 0")
         return None
@@ -390,9 +421,8 @@ def resume(run: Run) -> dict | None:
 def apply_optimizer_options(run: Run) -> None:
     """Make this run's optimiser options the optimiser's: loading restored the checkpoint's (the
     scheduler's base LRs, each group's LR, weight decay and betas), and the command line wins."""
-    groups = run.engine.lr_scheduler.optimizer.param_groups
-    for group, decay in zip(groups, (run.config.weight_decay, 0.0), strict=False):
-        group["weight_decay"] = decay  # the groups of `parameter_groups`: decayed, then not
+    for group in run.engine.lr_scheduler.optimizer.param_groups:  # `parameter_groups`'
+        group["weight_decay"] = run.config.weight_decay if group.get(DECAYED, True) else 0.0
         group["betas"] = run.config.betas
     set_peak_lr(run)
 
@@ -421,6 +451,7 @@ def options(run: Run) -> dict:
         "max_grad_norm": config.max_grad_norm,
         "epochs": config.epochs, "max_steps": config.max_steps,
         "per_sequence_loss": config.per_sequence_loss, "chunked_loss": config.chunked_loss,
+        "lora_dropout": config.lora_dropout, "save_adapter": config.save_adapter,
         "gradient_checkpointing": config.gradient_checkpointing, "attention": config.attention,
         "eval_every": config.eval_every, "save_every": config.save_every,
         "export_every": config.export_every,
@@ -455,7 +486,9 @@ def save(run: Run, step: int) -> Path:
         "options": options(run),
     }
     client = {"step": step, "sampler": run.sampler.state_dict(), "run": record}
-    return checkpoint.save_checkpoint(run.engine, run.config.output, step, client, record)
+    return checkpoint.save_checkpoint(
+        run.engine, run.config.output, step, client, record, frozen_saved=not run.config.lora_r
+    )
 
 
 def export(run: Run, step: int, folder: Path | None = None) -> Path | None:
@@ -476,15 +509,34 @@ def export(run: Run, step: int, folder: Path | None = None) -> Path | None:
     }
     return checkpoint.export_model(
         run.engine, run.tokenizer, run.data.tokenizer_dir, templates,
-        folder or run.config.output / "final",
-        run.config.zero_stage, record,
+        folder or run.config.output / "final", exported_weights(run), record,
     )  # fmt: skip
+
+
+def exported_weights(run: Run) -> checkpoint.Weights:
+    """What the Hugging Face folder holds: the model, the model with its adapters merged in
+    (LoRA), or the adapter alone (--save-adapter). Collective under ZeRO-3: every rank calls it."""
+    engine, config = run.engine, run.config
+    if not config.lora_r or config.save_adapter:
+        state = checkpoint.consolidated_state_dict(engine, config.zero_stage)
+        model = lora.adapter_model(engine, config.model) if config.lora_r else engine.module
+        return checkpoint.Weights(model, state)
+    merged = lora.merged_state_dict(engine)
+    if merged is None:
+        return checkpoint.Weights(None, None)  # not rank 0
+    architecture = lora.export_architecture(engine)
+    lora.check_complete(merged, architecture)
+    return checkpoint.Weights(architecture, merged)
 
 
 def describe(run: Run) -> str:
     params = count_parameters(run.engine.module)
+    trained = ""
+    if run.config.lora_r:
+        count = lora.trainable_count(run.engine.module)
+        trained = f" (LoRA {run.config.lora_plan()}: {count:,} trained)"
     return (
-        f"{params / 1e6:.1f}M parameters, {len(run.lengths):,} sequences, "
+        f"{params / 1e6:.1f}M parameters{trained}, {len(run.lengths):,} sequences, "
         f"{run.sampler.steps_per_epoch()} steps/epoch × {run.config.epochs} epochs → "
         f"{run.total_steps} steps on {run.world} rank(s) ({run.device}), "
         f"{run.accumulation} micro-batch(es) of ≤ {run.config.batch_max_len:,} tokens per rank and "

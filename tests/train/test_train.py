@@ -156,7 +156,7 @@ def test_packed_loss_equals_the_sum_over_single_sequences(
     torch.testing.assert_close(packed.loss_sum, reference.loss_sum, rtol=1.3e-6, atol=1e-5)
     # The chunked head's cross-entropy (the trainer's default): the same loss and gradients,
     # without the [targets × vocab] logits (chunks of 7 tokens here).
-    assert chunkable_head(model) is model.lm_head  # a Llama head: the chunked path is taken
+    assert chunkable_head(model) is model.lm_head.weight  # a Llama head: the chunked path is taken
     gradients = []
     for chunked in (False, True):
         model.zero_grad()
