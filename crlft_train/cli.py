@@ -20,7 +20,7 @@ import typer.core
 from rich.console import Console
 from rich.markup import escape
 
-from crlft_train.config import Attention, TrainConfig
+from crlft_train.config import Attention, Offload, TrainConfig
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 console = Console(stderr=True)
@@ -243,6 +243,16 @@ def train_command(
     zero: Annotated[
         int, typer.Option(min=0, max=3, help="ZeRO stage.", rich_help_panel=RUN)
     ] = DEFAULT.zero_stage,
+    offload: Annotated[
+        Offload,
+        typer.Option(
+            help="Keep in CPU memory instead of the GPU's: 'optimizer' (the optimiser states and "
+            "fp32 master weights; needs --zero 1-3) or 'params' (those and the parameters; "
+            "--zero 3). Slower steps, far less GPU memory. NVMe: a --deepspeed file.",
+            rich_help_panel=RUN,
+            case_sensitive=False,
+        ),
+    ] = Offload.NONE,
     deepspeed: Annotated[
         Path | None,
         typer.Option(
@@ -350,7 +360,7 @@ def train_command(
         betas=(DEFAULT.betas[0], adam_beta2), max_grad_norm=max_grad_norm,
         per_sequence_loss=per_sequence_loss, chunked_loss=chunked_loss, lora_r=lora_r,
         lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=lora_targets,
-        qlora=qlora, save_adapter=save_adapter, zero_stage=zero,
+        qlora=qlora, save_adapter=save_adapter, zero_stage=zero, offload=offload.value,
         deepspeed_config=deepspeed,
         bf16=bf16, gradient_checkpointing=gradient_checkpointing, attention=attention.value,
         resume=resume, overwrite=overwrite, seed=seed,

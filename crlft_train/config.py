@@ -39,6 +39,17 @@ class Attention(StrEnum):
 ATTENTION_MODES = tuple(mode.value for mode in Attention)
 
 
+class Offload(StrEnum):
+    """What ZeRO keeps in CPU memory instead of the GPU's (--offload)."""
+
+    NONE = "none"
+    OPTIMIZER = "optimizer"  # the optimiser states and fp32 master weights (ZeRO 1–3)
+    PARAMS = "params"  # those and the 16-bit parameters themselves (ZeRO-3)
+
+
+OFFLOAD_MODES = tuple(mode.value for mode in Offload)
+
+
 class ConfigError(ValueError):
     """An invalid combination of options: printed as one line by the CLI."""
 
@@ -62,6 +73,7 @@ class TrainConfig:
     batch_max_len: int = 8192
     batch_tokens: int | None = None  # global tokens per optimiser step; None = one micro-batch/rank
     zero_stage: int = 0
+    offload: str = "none"  # none | optimizer | params (see Offload)
     deepspeed_config: Path | None = None
     bf16: bool | None = None  # None = bf16 on CUDA, fp32 on CPU
     gradient_checkpointing: bool = False
@@ -117,6 +129,17 @@ class TrainConfig:
                 f"(--batch-max-len {self.batch_max_len}): raise it, or lower --batch-max-len"
             )
         self.validate_lora()
+
+    def check_offload(self, zero_stage: int) -> None:
+        """--offload against the ZeRO stage in effect (--zero, or a --deepspeed file's)."""
+        if self.offload not in OFFLOAD_MODES:
+            raise ConfigError(
+                f"--offload must be one of {', '.join(OFFLOAD_MODES)}, got {self.offload!r}"
+            )
+        if self.offload == Offload.OPTIMIZER and zero_stage == 0:
+            raise ConfigError("--offload optimizer needs ZeRO: add --zero 2 (or 1, or 3)")
+        if self.offload == Offload.PARAMS and zero_stage != 3:
+            raise ConfigError(f"--offload params needs --zero 3 (ZeRO stage {zero_stage} here)")
 
     def validate_lora(self) -> None:
         if self.lora_r < 0:

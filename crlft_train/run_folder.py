@@ -41,6 +41,7 @@ PLAN_NAMES = {
     "seed": "--seed",
     "world_size": "the number of ranks",
     "zero_stage": "the ZeRO stage (--zero, --deepspeed)",
+    "offload": "the ZeRO offload (--offload, --deepspeed)",
     "precision": "the precision (--bf16/--fp32, --deepspeed)",
     "lora": "LoRA (--lora-r, --lora-alpha, --lora-targets, --qlora)",
 }

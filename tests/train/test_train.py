@@ -291,18 +291,33 @@ def test_resume_with_no_loadable_checkpoint_is_one_readable_line(
     assert "no checkpoint in" in output and "step-6" in output and "step-8" in output
 
 
-def test_zero3_export_gathers_the_full_weights(workspace: Path, tmp_path: Path) -> None:
-    """Also trains through the varlen attention path (its reference kernel on a CPU)."""
+def test_zero3_export_gathers_the_full_weights_with_and_without_offload(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """Also trains through the varlen attention path (its reference kernel on a CPU). With
+    --offload params (parameters and optimiser states in CPU memory, stepped by DeepSpeed's
+    compiled CPU Adam) the run gives the same losses."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    run = tmp_path / "zero3"
-    finish(crlft_train(workspace, run, "--max-steps", "2", "--zero", "3", "--attention", "varlen"))
-    assert "crlft_varlen" not in (run / "final" / "config.json").read_text()
-    model = AutoModelForCausalLM.from_pretrained(run / "final", local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(run / "final", local_files_only=True)
-    embeddings = model.get_input_embeddings().weight
-    assert embeddings.shape[0] == len(tokenizer)  # resized for <|end_of_turn|>, then gathered
-    assert all(p.numel() > 0 and p.abs().sum() > 0 for p in model.parameters())
+    args = ("--max-steps", "3", "--zero", "3", "--attention", "varlen")
+    runs = {"plain": tmp_path / "zero3", "offload": tmp_path / "offload"}
+    started = [
+        crlft_train(workspace, runs["plain"], *args),
+        crlft_train(workspace, runs["offload"], *args, "--offload", "params"),
+    ]
+    outputs = [finish(process) for process in started]
+    assert "CPU Adam" in outputs[1] and "cannot be built" not in outputs[1]
+    for step in (1, 2, 3):
+        assert metrics(runs["offload"])[step]["loss"] == pytest.approx(
+            metrics(runs["plain"])[step]["loss"], rel=1e-6
+        )
+    for run in runs.values():
+        assert "crlft_varlen" not in (run / "final" / "config.json").read_text()
+        model = AutoModelForCausalLM.from_pretrained(run / "final", local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(run / "final", local_files_only=True)
+        embeddings = model.get_input_embeddings().weight
+        assert embeddings.shape[0] == len(tokenizer)  # resized for <|end_of_turn|>, gathered
+        assert all(p.numel() > 0 and p.abs().sum() > 0 for p in model.parameters())
 
 
 def test_bad_inputs_are_one_readable_line(workspace: Path, tmp_path: Path) -> None:
@@ -310,6 +325,12 @@ def test_bad_inputs_are_one_readable_line(workspace: Path, tmp_path: Path) -> No
     # most of its time importing it)
     missing = invoke_train(tmp_path / "nothing", "--output", tmp_path / "run")
     assert_one_line_error(missing, "holds no tokenized dataset")
+    for args, message in (
+        (("--offload", "optimizer"), "--offload optimizer needs ZeRO: add --zero 2"),
+        (("--offload", "params", "--zero", "2"), "--offload params needs --zero 3 (ZeRO stage 2"),
+    ):
+        refused = invoke_train(*train_args(workspace, tmp_path / "run", *args))
+        assert_one_line_error(refused, message)
     typo = tmp_path / "ds.json"
     typo.write_text('{"zero_optimisation": {"stage": 2}}', encoding="utf-8")
     misspelt = invoke_train(workspace, "--output", tmp_path / "run", "--deepspeed", typo)
