@@ -37,6 +37,23 @@ BLOCK_TAGS = {
 # Browser UI that the copy of the page carried along; none of it is content.
 DROPPED_TAGS = {"button", "svg", "script", "style", "noscript", "template", "head", "title"}
 EMPHASIS = {"strong": "**", "b": "**", "em": "*", "i": "*", "del": "~~", "s": "~~"}
+# Where a <br> stood, until the paragraph is tidied: NUL never reaches a text node (the HTML
+# parser replaces it), so it cannot collide with content.
+BREAK = "\x00"
+HARD_BREAK = "  \n"  # CommonMark's hard line break: the same paragraph, a new line
+# A code block's language label: a short identifier ("python", "c++", "objective-c", "vb.net"),
+# never a sentence, a file name with arguments or a button's text.
+LANGUAGE = re.compile(r"[A-Za-z][A-Za-z0-9_+#.-]{0,31}")
+# The code header's buttons, as some copies of the page kept their text outside a <button>.
+BUTTON_LABELS = frozenset(
+    label.casefold()
+    for label in (
+        "Copy", "Copy code", "Copied!", "Edit", "Run", "복사", "코드 복사", "편집", "نسخ",
+        "نسخ الكود", "Copier", "Copier le code", "Kopieren", "Code kopieren", "Bearbeiten",
+        "复制", "复制代码", "編集", "コピー", "コードをコピーする", "Copiar", "Copiar código",
+        "Копировать", "Копировать код",
+    )
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +153,8 @@ def add_paragraph(blocks: list[str], inline: list[str]) -> None:
 
 def render_block(node: LexborNode) -> list[str]:
     tag = node.tag
-    if tag in HEADINGS:
-        text = tidy_inline(render_inline_children(node))
+    if tag in HEADINGS:  # a heading is one line: a <br> in it is a space
+        text = tidy_inline(render_inline_children(node).replace(BREAK, " "))
         return [f"{'#' * HEADINGS[tag]} {text}"] if text else []
     if tag == "pre":
         return [render_code_block(node)]
@@ -179,12 +196,39 @@ def render_code_block(pre: LexborNode) -> str:
 
 
 def code_language(pre: LexborNode, code: LexborNode) -> str:
+    """The `language-` class of the <code>, else the label of the block's header; "" if none."""
     for cls in (code.attributes.get("class") or "").split():
         if cls.startswith("language-"):
-            return cls.removeprefix("language-")
-    # The header bar "<span>python</span><button>Copy code</button>" names it too.
-    header = pre.css_first("div.flex span")
-    return (header.text(deep=True).strip() if header else "").replace(" ", "")
+            return valid_language(cls.removeprefix("language-"))
+    # The header bar names it too: "<span>python</span><button>Copy code</button>" (2023) or
+    # "<div>python</div>…<button>Copy</button>" (2024–2025); empty when the block has none.
+    for text in header_texts(pre):
+        if text.casefold() not in BUTTON_LABELS:
+            return valid_language(text)
+    return ""
+
+
+def header_texts(node: LexborNode) -> list[str]:
+    """The text of the code block's chrome, before the code: buttons, icons and the code itself
+    (nested in the header when a paste left its tags unclosed) are skipped."""
+    texts = []
+    for child in node.iter(include_text=True):
+        if child.tag == "code":
+            break
+        if child.tag == "-text":
+            text = (child.text_content or "").strip()
+            if text:
+                texts.append(text)
+        elif child.tag not in DROPPED_TAGS:
+            texts.extend(header_texts(child))
+            if child.css_first("code") is not None:
+                break  # the code was inside this child: nothing after it is the header
+    return texts
+
+
+def valid_language(label: str) -> str:
+    label = label.strip()
+    return label if LANGUAGE.fullmatch(label) else ""
 
 
 def render_inline_code(node: LexborNode) -> str:
@@ -256,7 +300,8 @@ def render_table(table: LexborNode) -> str:
 
 
 def render_cell(cell: LexborNode) -> str:
-    text = tidy_inline(" ".join(render_blocks(cell)))
+    # A table row is one line: a line break in a cell is GFM's inline <br>, as ChatGPT writes it.
+    text = " ".join(render_blocks(cell)).replace(HARD_BREAK, "<br>").replace("\n", " ")
     return text.replace("|", "\\|")  # the one escape a Markdown table cannot do without
 
 
@@ -278,7 +323,7 @@ def render_inline(node: LexborNode) -> str:
     if tag in DROPPED_TAGS:
         return ""
     if tag == "br":
-        return "\n"
+        return BREAK
     if tag == "code":
         return render_inline_code(node)
     if tag == "span" and is_katex(node):
@@ -330,7 +375,23 @@ def render_math(node: LexborNode) -> str:
 
 
 def tidy_inline(text: str) -> str:
-    """Collapse HTML whitespace within each line of inline text, keeping <br> line breaks."""
+    """Collapse HTML whitespace within each line of inline text; a <br> is a hard line break
+    (the newline after it in ChatGPT's HTML is only whitespace), two in a row a new paragraph,
+    one at either end nothing."""
+    if BREAK not in text:
+        return tidy_lines(text)
+    tidied, gap = "", False
+    for line in map(tidy_lines, text.split(BREAK)):
+        if not line:
+            gap = bool(tidied)
+            continue
+        if tidied:
+            tidied += "\n\n" if gap else HARD_BREAK
+        tidied, gap = tidied + line, False
+    return tidied
+
+
+def tidy_lines(text: str) -> str:
     # str.split() treats every Unicode space (NBSP included) as HTML does; faster than a regex.
     if "\n" not in text:
         return " ".join(text.split())

@@ -89,3 +89,71 @@ def test_code_with_backticks_gets_a_longer_fence() -> None:
         "```js\nx\n```</code></pre></div>"
     )
     assert html_to_markdown(html) == "````markdown\n```js\nx\n```\n````"
+
+
+# --- the 2024–2025 markup (issue 12) -------------------------------------------------------------
+
+
+def test_2025_code_blocks_take_the_label_or_class_never_a_button(fixtures: Path) -> None:
+    """`<pre class="overflow-visible!">`, a header `div` whose label is plain text (or empty),
+    Copy/Edit buttons with icons and aria-labels, `whitespace-pre! language-…` code with token
+    spans and data-start/data-end attributes everywhere."""
+    markdown = html_to_markdown(load(fixtures, "code_2025.html"))
+    assert markdown == (
+        "Read the file line by line:\n\n"
+        "```python\n"
+        'with open("data.txt", encoding="utf-8") as handle:\n'
+        "    for line in handle:\n"
+        "        print(line.rstrip())\n"
+        "```\n\n"
+        "No language on this one:\n\n"
+        "```\n$ make test\n```\n\n"
+        "Done."
+    )
+
+
+def test_localized_button_labels_are_never_a_language(fixtures: Path) -> None:
+    """In buttons (a span inside, the 2023 fallback's trap) or as bare header text."""
+    markdown = html_to_markdown(load(fixtures, "code_localized_buttons.html"))
+    assert markdown == (
+        "Voici trois blocs :\n\n```\nls -la\n```\n\n```\necho 안녕\n```\n\n```\nx = 1\n```"
+    )
+
+
+def test_a_malformed_paste_keeps_its_code_out_of_the_language(fixtures: Path) -> None:
+    """The header's tags were never closed before <code>: the code sits inside the label."""
+    markdown = html_to_markdown(load(fixtures, "code_malformed_paste.html"))
+    assert markdown == "Run it with:\n\n```\npython3 main.py -a 2\n```\n\nThen check the output."
+
+
+def test_a_language_is_a_short_identifier() -> None:
+    def fenced(header: str, code_class: str = "hljs") -> str:
+        html = (
+            f'<div class="markdown"><pre><div class="flex">{header}</div>'
+            f'<code class="{code_class}">x</code></pre></div>'
+        )
+        return html_to_markdown(html).split("\n")[0]
+
+    for label in ("python", "c++", "c#", "objective-c", "vb.net", "shell-session"):
+        assert fenced(f"<span>{label}</span>") == f"```{label}"
+    for label in ("python3 main.py -a 2", "Copy code", "a" * 40, "1 / 2", "?"):
+        assert fenced(f"<span>{label}</span>") == "```"
+    assert fenced("<span>Copy</span>", "hljs language-rust") == "```rust"
+
+
+def test_br_is_a_hard_line_break_in_its_paragraph(fixtures: Path) -> None:
+    from markdown_it import MarkdownIt
+
+    markdown = html_to_markdown(load(fixtures, "line_breaks.html"))
+    assert markdown == (
+        "Dear Sam,  \nthank you for the letter.  \nBest,  \nAlex\n\n"
+        "Roses are red\n\nviolets are blue\n\n"  # two in a row: a new paragraph
+        "- first line  \n  second line\n\n"
+        "| Step | Note |\n| --- | --- |\n| 1 | mix<br>then bake |\n\n"  # a row stays one line
+        "### A title"
+    )
+    # What a CommonMark renderer makes of it: one paragraph with line breaks, as the page showed.
+    rendered = MarkdownIt("commonmark").enable("table").render(markdown)
+    assert "<p>Dear Sam,<br />\nthank you for the letter.<br />\nBest,<br />\nAlex</p>" in rendered
+    assert "<li>first line<br />\nsecond line</li>" in rendered
+    assert "<td>mix<br>then bake</td>" in rendered
