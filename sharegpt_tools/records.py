@@ -129,6 +129,12 @@ CLEAN_SCHEMA = pa.schema(
         ("num_turns", pa.int32()),
         ("num_chars", pa.int64()),
         ("source", pa.string()),  # input path as given and row number, for tracing a record back
+        # The model's spelling in the dump (`gpt-4-0314`, a slug, a "Model:" line); None if none.
+        ("model_raw", pa.string()),
+        # The collection's own moderation verdicts (WildChat, LMSYS); None where it has none.
+        ("toxic", pa.bool_()),
+        ("redacted", pa.bool_()),
+        ("flagged", pa.bool_()),  # OpenAI's moderation flagged a turn
     ]
 )
 

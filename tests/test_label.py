@@ -306,6 +306,22 @@ def test_a_test_of_the_wrong_kind_is_a_rules_error(tmp_path: Path) -> None:
         run_label(ws, load_rules(rules))
 
 
+def test_a_misspelt_model_is_a_rules_error_and_any_model_clean_writes_is_not(
+    tmp_path: Path,
+) -> None:
+    ws = write_clean(tmp_path, ROWS)
+    typo = write_rules(
+        tmp_path, "classes: [{name: x, weight: 1, match: {model: [gpt-4, gpt3]}}]", "typo.yaml"
+    )
+    with pytest.raises(RulesError, match=r"typo\.yaml: classes\[0\]\.match\.model\[1\]: 'gpt3'"):
+        run_label(ws, load_rules(typo))
+    # Models absent from this data but written by clean for other dumps are fine.
+    others = write_rules(
+        tmp_path, "classes: [{name: x, weight: 1, match: {model: [gpt-4o-mini, claude-2]}}]"
+    )
+    run_label(ws, load_rules(others))
+
+
 def test_missing_clean_stage_is_a_stage_error(tmp_path: Path) -> None:
     with pytest.raises(StageError, match="sharegpt-tools clean"):
         run_label(Workspace(tmp_path / "ws"), load_rules(PRESETS / "paper.yaml"))

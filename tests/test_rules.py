@@ -161,10 +161,6 @@ BAD_RULES = {
     ),
     "duplicate key": (ONE_CLASS + "    weight: 2\n", ["line 4", "duplicate key 'weight'"]),
     "reserved name": ("classes:\n  - name: drop\n    weight: 1\n", ["classes[0].name", "reserved"]),
-    "unknown model": (
-        ONE_CLASS + "    match: {model: [gpt-4, gpt3]}\n",
-        ["classes[0].match.model[1]", "'gpt3'", "gpt-4, gpt-3.5, unknown"],
-    ),
     "two tests in one field test": (
         ONE_CLASS + "    match: {field: {column: id, equals: x, regex: y}}\n",
         ["classes[0].match.field", "exactly one test"],

@@ -31,6 +31,7 @@ class ChunkResult:
     kept: pa.RecordBatch
     rejects: pa.RecordBatch
     fixes: Counter[str] = field(default_factory=Counter)
+    layouts: Counter[str] = field(default_factory=Counter)  # rows read per row layout
 
 
 def clean_chunk(cleaner: RowCleaner, rows: list[RawRow]) -> ChunkResult:
@@ -40,7 +41,8 @@ def clean_chunk(cleaner: RowCleaner, rows: list[RawRow]) -> ChunkResult:
     fixes: Counter[str] = Counter()
     for outcome in kept:
         fixes.update(outcome.notes)
-    return ChunkResult(candidates_batch(kept), rejects_batch(rejected), fixes)
+    layouts = Counter(o.layout for o in outcomes if o.layout)
+    return ChunkResult(candidates_batch(kept), rejects_batch(rejected), fixes, layouts)
 
 
 def rejects_batch(outcomes: list[Outcome]) -> pa.RecordBatch:

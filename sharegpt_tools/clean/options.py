@@ -48,11 +48,23 @@ class CleanOptions:
     refusal_phrases: Path | None = None
     workers: int = 0  # 0 = one per core
     batch_size: int = 256
+    # The fields of a row layout the detection does not know (clean.row_layout); None = detected.
+    id_field: str | None = None
+    turns_field: str | None = None
+    role_field: str | None = None
+    text_field: str | None = None
+    model_field: str | None = None
+    models: Path | None = None  # a model table (YAML) read before the built-in one
+
+    def names_fields(self) -> bool:
+        fields = (self.id_field, self.turns_field, self.role_field, self.text_field)
+        return any(fields) or self.model_field is not None
 
     def to_json(self) -> dict:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
         out["languages"] = list(self.languages)
         for choice in ("lang_backend", "unknown_model_as", "refusals"):
             out[choice] = str(out[choice])  # plain strings in the manifest, whatever was passed
-        out["refusal_phrases"] = str(self.refusal_phrases) if self.refusal_phrases else None
+        for path in ("refusal_phrases", "models"):
+            out[path] = str(getattr(self, path)) if getattr(self, path) else None
         return out

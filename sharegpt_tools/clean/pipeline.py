@@ -183,10 +183,12 @@ class Accounting:
         self.models: Counter[str] = Counter()
         self.languages: Counter[str] = Counter()
         self.fixes: Counter[str] = Counter()
+        self.layouts: Counter[str] = Counter()
 
     def to_json(self) -> dict:
         return {
             **self.rows.to_json(),
+            "row_layouts": dict(self.layouts.most_common()),
             "models": dict(self.models.most_common()),
             "languages": dict(self.languages.most_common()),
             "structure_fixes": dict(self.fixes.most_common()),
@@ -254,6 +256,7 @@ def run_clean(
             for chunk in chunks:
                 accounting.rows.rows_in += chunk.kept.num_rows + chunk.rejects.num_rows
                 accounting.fixes.update(chunk.fixes)
+                accounting.layouts.update(chunk.layouts)
                 rejects.write(chunk.rejects)
                 route_candidates(chunk.kept, state, rejects, candidates)
                 if progress:

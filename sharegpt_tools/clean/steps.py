@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from sharegpt_tools.clean import attribution, html, language, structure
+from sharegpt_tools.clean import attribution, html, language, row_layout, structure
 from sharegpt_tools.clean.dedup import (
     MinHashScheme,
     NearDupParams,
@@ -48,6 +48,7 @@ class Outcome:
     bands: bytes = b""
     signature: bytes = b""
     notes: list[str] = field(default_factory=list)  # structure fixes, for the manifest counts
+    layout: str = ""  # the row layout it was read with (clean.row_layout), for the summary
 
 
 def original_json(value: object) -> str:
@@ -74,6 +75,7 @@ class RowCleaner:
         )
         self.phrases = load_phrases(options.refusal_phrases)
         self.signer = Signer(near_dup_params(options), scheme) if options.near_dedup else None
+        self.models = attribution.ModelTable.load(options.models)
 
     def clean(self, raw: RawRow) -> Outcome:
         return self.clean_many([raw])[0]
@@ -109,8 +111,10 @@ class RowCleaner:
         if not isinstance(row, dict):
             kind = "null" if row is None else type(row).__name__
             raise Rejected(Reason.NOT_AN_OBJECT, f"row is a {kind}, not an object")
-        outcome.id = structure.row_id(row)
-        turns = structure.parse_turns(row)
+        layout = row_layout.layout_of(row, self.options)
+        outcome.layout = layout.name
+        outcome.id = structure.row_id(row, layout)
+        turns = structure.parse_turns(row, layout)
         structure.check_max_chars(turns, self.options.max_turn_chars)
         leading_model = None
         if turns:
@@ -121,7 +125,10 @@ class RowCleaner:
         ordered = structure.normalise_order(turns, self.options.min_turns)
         outcome.notes.extend(order_fixes(turns, ordered))
         refusal_turns = self._refusals(ordered)
-        model, evidence = attribution.attribute_model(row.get("model"), slugs, leading_model)
+        found = attribution.attribute_model(
+            self.models, row.get(layout.model_field), slugs, leading_model
+        )
+        model, evidence = found.model, found.evidence
         if model == MODEL_UNKNOWN and self.options.unknown_model_as != MODEL_UNKNOWN:
             model = self.options.unknown_model_as
             evidence += f"; unknown counted as {model} (--unknown-as)"
@@ -129,6 +136,7 @@ class RowCleaner:
             "id": outcome.id,
             "conversations": [{"from": t.role, "value": t.value} for t in ordered],
             "model": model,
+            "model_raw": found.raw,
             "model_evidence": evidence,
             "language": language.UNDETERMINED,
             "language_score": 0.0,
@@ -136,6 +144,7 @@ class RowCleaner:
             "num_turns": len(ordered),
             "num_chars": sum(len(t.value) for t in ordered),
             "source": outcome.source,
+            **moderation_fields(row),
         }
 
     def _convert(self, turns: list[structure.Turn]) -> tuple[list[structure.Turn], list[str]]:
@@ -198,6 +207,27 @@ class RowCleaner:
             return
         outcome.signature = signature.tobytes()
         outcome.bands = self.signer.band_hashes(signature).tobytes()
+
+
+def moderation_fields(row: dict) -> dict:
+    """The collection's own verdicts, carried for rules to drop or down-weight on: `toxic` and
+    `redacted` as the row has them (WildChat, LMSYS), `flagged` when OpenAI's moderation flagged
+    any turn; None where the row says nothing."""
+    moderation = row.get("openai_moderation")
+    flagged = None
+    if isinstance(moderation, list):
+        flagged = any(isinstance(m, dict) and bool(m.get("flagged")) for m in moderation)
+    elif isinstance(moderation, dict):
+        flagged = bool(moderation.get("flagged"))
+    return {
+        "toxic": boolean_or_none(row.get("toxic")),
+        "redacted": boolean_or_none(row.get("redacted")),
+        "flagged": flagged,
+    }
+
+
+def boolean_or_none(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def reject(outcome: Outcome, verdict: Rejected) -> None:

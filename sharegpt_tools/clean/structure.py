@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sharegpt_tools.clean.row_layout import SHAREGPT, RowLayout
 from sharegpt_tools.records import (
     ROLE_ALIASES,
     ROLE_GPT,
@@ -16,10 +17,6 @@ from sharegpt_tools.records import (
     Rejected,
 )
 
-# ShareGPT uses from/value; OpenAI-style exports use role/content. Both are read.
-ROLE_KEYS = ("from", "role")
-VALUE_KEYS = ("value", "content")
-
 
 @dataclass(frozen=True, slots=True)
 class Turn:
@@ -27,13 +24,15 @@ class Turn:
     value: str
 
 
-def row_id(row: dict) -> str:
-    """The row's id as a string; numeric ids (seen in some exports) are accepted."""
-    value = row.get("id")
+def row_id(row: dict, layout: RowLayout = SHAREGPT) -> str:
+    """The row's id as a string, from the layout's id field; numeric ids (seen in some exports)
+    are accepted."""
+    key = next((k for k in layout.id_fields if k in row), layout.id_fields[0])
+    value = row.get(key)
     if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
-        found = "an empty string" if isinstance(value, str) else found_kind(row, ("id",))
+        found = "an empty string" if isinstance(value, str) else found_kind(row, (key,))
         raise Rejected(
-            Reason.MISSING_ID, f"row has no usable 'id' (a non-empty string), got {found}"
+            Reason.MISSING_ID, f"row has no usable {key!r} (a non-empty string), got {found}"
         )
     return str(value)
 
@@ -48,35 +47,35 @@ def found_kind(mapping: dict, keys: tuple[str, ...]) -> str:
     return "null" if mapping[key] is None else type(mapping[key]).__name__
 
 
-TURNS_KEYS = ("conversations", "messages")
-
-
-def parse_turns(row: dict) -> list[Turn]:
+def parse_turns(row: dict, layout: RowLayout = SHAREGPT) -> list[Turn]:
     """The raw turns with normalised roles; values are still raw (HTML or text)."""
-    conversations = row.get("conversations", row.get("messages"))
-    if not isinstance(conversations, list):
-        found = found_kind(row, TURNS_KEYS)
+    turns = row.get(layout.turns_field)
+    if not isinstance(turns, list):
+        found = found_kind(row, (layout.turns_field,))
         raise Rejected(
-            Reason.MISSING_CONVERSATIONS, f"'conversations' must be a list of turns, got {found}"
+            Reason.MISSING_CONVERSATIONS,
+            f"{layout.turns_field!r} must be a list of turns, got {found}",
         )
-    return [parse_turn(turn, position) for position, turn in enumerate(conversations)]
+    return [parse_turn(turn, position, layout) for position, turn in enumerate(turns)]
 
 
-def parse_turn(turn: object, position: int) -> Turn:
+def parse_turn(turn: object, position: int, layout: RowLayout = SHAREGPT) -> Turn:
     if not isinstance(turn, dict):
         raise Rejected(
             Reason.TURN_NOT_AN_OBJECT,
-            f"turn {position} is a {type(turn).__name__}, not an object with 'from' and 'value'",
+            f"turn {position} is a {type(turn).__name__}, not an object with "
+            f"{layout.role_fields[0]!r} and {layout.text_fields[0]!r}",
         )
-    role_raw = next((turn[k] for k in ROLE_KEYS if k in turn), None)
+    role_raw = next((turn[k] for k in layout.role_fields if k in turn), None)
     role = ROLE_ALIASES.get(str(role_raw).strip().lower()) if role_raw is not None else None
     if role is None:
         raise Rejected(Reason.UNKNOWN_ROLE, f"turn {position} has unknown speaker {role_raw!r}")
-    value = next((turn[k] for k in VALUE_KEYS if k in turn), None)
+    value = next((turn[k] for k in layout.text_fields if k in turn), None)
     if not isinstance(value, str):
-        found = found_kind(turn, VALUE_KEYS)
+        found = found_kind(turn, layout.text_fields)
+        text_key = next((k for k in layout.text_fields if k in turn), layout.text_fields[0])
         raise Rejected(
-            Reason.VALUE_NOT_A_STRING, f"turn {position} 'value' must be a string, got {found}"
+            Reason.VALUE_NOT_A_STRING, f"turn {position} {text_key!r} must be a string, got {found}"
         )
     return Turn(role, value)
 

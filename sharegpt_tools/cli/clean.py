@@ -14,11 +14,20 @@ from sharegpt_tools.clean.refusals import RefusalMode
 from sharegpt_tools.cli.common import WorkspaceOption, console, defaults, fail, progress_bar
 
 DEFAULT = defaults(CleanOptions)
+# The row layouts of clean.row_layout, as the summary names them.
+LAYOUT_NAMES = {
+    "sharegpt": "ShareGPT (id, conversations[from, value])",
+    "messages": "messages (id, messages[role, content])",
+    "wildchat": "WildChat (conversation_hash, conversation[role, content])",
+    "lmsys": "LMSYS-Chat (conversation_id, conversation[role, content])",
+    "custom": "the --*-field names",
+}
 
 STRUCTURE = "Structure"
 DEDUP = "Deduplication"
 LANGUAGE = "Language"
 MODEL = "Model attribution"
+FIELDS = "Row fields (ShareGPT, messages, WildChat and LMSYS rows are detected)"
 REFUSAL = "Refusals"
 RUN = "Run"
 
@@ -27,10 +36,10 @@ def clean(
     raw: Annotated[
         list[Path],
         typer.Argument(
-            help="Raw dumps: JSON array, JSON lines or Parquet, optionally .gz/.zst.",
+            help="Raw dumps: JSON array, JSON lines or Parquet (optionally .gz/.zst), or folders "
+            "of them (shards, read in name order).",
             metavar="RAW",
             exists=True,
-            dir_okay=False,
             readable=True,
         ),
     ],
@@ -103,6 +112,36 @@ def clean(
             rich_help_panel=MODEL,
         ),
     ] = DEFAULT.unknown_model_as,
+    models: Annotated[
+        Path | None,
+        typer.Option(
+            help="A model table (YAML: models: [{model: NAME, match: [REGEX, ...]}]) whose entries "
+            "win over the built-in one's: how a spelling (gpt-4-0314, claude-2) becomes `model`.",
+            exists=True,
+            dir_okay=False,
+            rich_help_panel=MODEL,
+        ),
+    ] = DEFAULT.models,
+    id_field: Annotated[
+        str | None,
+        typer.Option(help="The rows' id field (default: detected).", rich_help_panel=FIELDS),
+    ] = DEFAULT.id_field,
+    turns_field: Annotated[
+        str | None,
+        typer.Option(help="The rows' list of turns (default: detected).", rich_help_panel=FIELDS),
+    ] = DEFAULT.turns_field,
+    role_field: Annotated[
+        str | None,
+        typer.Option(help="A turn's speaker field (default: from/role).", rich_help_panel=FIELDS),
+    ] = DEFAULT.role_field,
+    text_field: Annotated[
+        str | None,
+        typer.Option(help="A turn's text field (default: value/content).", rich_help_panel=FIELDS),
+    ] = DEFAULT.text_field,
+    model_field: Annotated[
+        str | None,
+        typer.Option(help="The rows' model field (default: model).", rich_help_panel=FIELDS),
+    ] = DEFAULT.model_field,
     refusals: Annotated[
         RefusalMode,
         typer.Option(
@@ -132,7 +171,8 @@ def clean(
     ] = False,
 ) -> None:
     """Clean raw ShareGPT dumps into [bold]WORKSPACE/clean/[/]: HTML → Markdown, structure checks,
-    exact and near dedup, language ID, GPT-4/GPT-3.5 attribution, refusal marking.
+    exact and near dedup, language ID, model attribution, refusal marking; ShareGPT, messages,
+    WildChat and LMSYS rows.
 
     Every input row lands in conversations.parquet or, with a reason, in rejects.parquet.
 
@@ -158,11 +198,19 @@ def clean(
         refusals=refusals,
         refusal_phrases=refusal_phrases,
         workers=workers,
+        id_field=id_field,
+        turns_field=turns_field,
+        role_field=role_field,
+        text_field=text_field,
+        model_field=model_field,
+        models=models,
     )
+    check_model_table(models)
+    files = expanded_inputs(list(raw))
     ws = Workspace(workspace)
     console.print(f"reading {', '.join(str(p) for p in raw)}")
     if not allow_empty:
-        refuse_empty_inputs(list(raw))
+        refuse_empty_inputs(files)
     with progress_bar(DownloadColumn(), TextColumn("{task.fields[rows]:,} rows")) as bar:
         task = bar.add_task("cleaning", total=None, rows=0)
 
@@ -170,7 +218,7 @@ def clean(
             bar.update(task, completed=done, total=total, rows=rows)
 
         try:
-            result = run_clean(list(raw), ws, options, progress=report)
+            result = run_clean(files, ws, options, progress=report)
         except (InputError, StageError) as exc:  # StageError: e.g. the disk filled up
             bar.stop()
             fail(str(exc))
@@ -179,6 +227,25 @@ def clean(
     console.print(
         f"wrote [bold]{result.stage}[/] (conversations.parquet, rejects.parquet, manifest.json)"
     )
+
+
+def check_model_table(path: Path | None) -> None:
+    """A bad --models file is one line before any worker starts (each loads the table)."""
+    from sharegpt_tools.clean.attribution import ModelTable, ModelTableError
+
+    try:
+        ModelTable.load(path)
+    except ModelTableError as exc:
+        fail(str(exc))
+
+
+def expanded_inputs(raw: list[Path]) -> list[Path]:
+    from sharegpt_tools.io.readers import InputError, expand_folders
+
+    try:
+        return expand_folders(raw)
+    except InputError as exc:
+        fail(str(exc))
 
 
 def refuse_empty_inputs(raw: list[Path]) -> None:
@@ -231,6 +298,9 @@ def print_summary(counts: dict) -> None:
     row("rejected", counts["rejected"], "bold red")
     for reason, value in counts["rejected_by_reason"].items():
         row(f"  {reason}", value)
+    table.add_section()
+    for layout, value in counts.get("row_layouts", {}).items():
+        row(f"rows read as {LAYOUT_NAMES.get(layout, layout)}", value)
     table.add_section()
     for model, value in counts["models"].items():
         row(f"model {model}", value)

@@ -295,6 +295,28 @@ def counted(rows: Iterable[RawRow]) -> Iterator[RawRow]:
     return n
 
 
+def expand_folders(paths: list[Path]) -> list[Path]:
+    """Each folder replaced by the dumps in it (JSON, JSON lines, Parquet, compressed or not), in
+    name order: the shards of a Hugging Face dataset. Other files in a folder are left alone."""
+    expanded: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            expanded.append(path)
+            continue
+        shards = sorted(p for p in path.rglob("*") if p.is_file() and is_dump(p))
+        if not shards:
+            raise InputError(
+                f"{path} is a folder without dumps (*.json, *.jsonl, *.ndjson, *.parquet, "
+                "optionally .gz/.zst): name the files instead"
+            )
+        expanded.extend(shards)
+    return expanded
+
+
+def is_dump(path: Path) -> bool:
+    return logical_suffix(path) in (*JSON_SUFFIXES, ".parquet") and not path.name.startswith(".")
+
+
 def holds_rows(paths: list[Path]) -> bool:
     """Whether the inputs hold at least one row (a reject counts): reads only up to it."""
     rows = iter(RowReader(paths))

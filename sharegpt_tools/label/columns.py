@@ -26,6 +26,27 @@ def check_columns(rules: Rules, kinds: Mapping[str, str], source: Path) -> None:
             check_column(rules.path, weight.where, weight.column, "number", kinds, source)
 
 
+def check_models(rules: Rules, models_in_data: set[str], source: Path) -> None:
+    """Every model a class names is one clean writes: in the data, or a name the built-in model
+    table gives to itself (`gpt-4o` for a dump that has none). A typo (`gpt3`) would silently
+    match nothing."""
+    from sharegpt_tools.clean.attribution import ModelTable
+
+    table = ModelTable.load()
+    for index, label in enumerate(rules.classes):
+        for position, model in enumerate(label.match.models):
+            if model in models_in_data or table.normalise(model) == model:
+                continue
+            where = f"classes[{index}].match.model" + (
+                f"[{position}]" if len(label.match.models) > 1 else ""
+            )
+            raise RulesError(
+                f"{rules.path}: {where}: {model!r} is neither a model of {source} "
+                f"({', '.join(sorted(models_in_data)) or 'none'}) nor one clean writes "
+                "(gpt-4, gpt-3.5, gpt-4o, gpt-4o-mini, claude-2, …, unknown): fix the spelling"
+            )
+
+
 def needed_kind(path: Path, test: FieldTest) -> str:
     if test.regex is not None:
         return "text"

@@ -21,7 +21,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sharegpt_tools.label.columns import check_columns
+from sharegpt_tools.label.columns import check_columns, check_models
 from sharegpt_tools.label.rules import ColumnWeight, FieldTest, LabelClass, Match, Range, Rules
 from sharegpt_tools.records import CLEAN_SCHEMA, LABELED_SCHEMA, ROLE_GPT, Reason, StageCounts
 from sharegpt_tools.workspace import (
@@ -59,6 +59,7 @@ def run_label(workspace: Workspace, rules: Rules, input_dir: Path | None = None)
     input_schema = pq.read_schema(path)
     check_clean_columns(path, input_schema)
     check_columns(rules, column_kinds(input_schema), path)
+    check_models(rules, models_in(path), path)
     kept_schema, dropped_schema = output_schemas(input_schema)
     labeler = Labeler(rules)
     tally = LabelTally.for_rules(rules)
@@ -113,6 +114,12 @@ def read_clean_stage(workspace: Workspace, input_dir: Path | None) -> tuple[Path
     if not (source / CONVERSATIONS).is_file():
         raise StageError(f"{source / CONVERSATIONS} is missing: re-run `sharegpt-tools clean`")
     return source, manifest
+
+
+def models_in(path: Path) -> set[str]:
+    """The distinct values of the model column (one column read; the file is not loaded)."""
+    models = pl.scan_parquet(path).select(pl.col("model").unique()).collect()["model"]
+    return {model for model in models.to_list() if model is not None}
 
 
 def check_clean_columns(path: Path, schema: pa.Schema) -> None:
