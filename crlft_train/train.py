@@ -489,8 +489,10 @@ def resume(run: Run) -> dict | None:
 def apply_optimizer_options(run: Run) -> None:
     """Make this run's optimiser options the optimiser's: loading restored the checkpoint's (the
     scheduler's base LRs, each group's LR, weight decay and betas), and the command line wins."""
-    for group in run.engine.lr_scheduler.optimizer.param_groups:  # `parameter_groups`'
-        group["weight_decay"] = run.config.weight_decay if group.get(DECAYED, True) else 0.0
+    for index, group in enumerate(run.engine.lr_scheduler.optimizer.param_groups):
+        # `parameter_groups`' mark; a checkpoint from before it has the decayed group first.
+        decayed = group.get(DECAYED, index == 0)
+        group["weight_decay"] = run.config.weight_decay if decayed else 0.0
         group["betas"] = run.config.betas
     set_peak_lr(run)
 

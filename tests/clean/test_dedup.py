@@ -57,3 +57,23 @@ def test_numpy_signature_equals_datasketch_minhash() -> None:
     reference = MinHash(num_perm=128, seed=1, hashfunc=int)
     reference.update_batch(shingle_hashes(BASE, 5).tolist())
     assert (signer.signature([BASE]) == reference.hashvalues).all()
+
+
+def test_one_pass_over_a_conversation_gives_each_turns_own_word_hashes() -> None:
+    """`turn_word_hashes` hashes the turns joined (one numpy pass): the same arrays as hashing
+    each turn alone, whatever the turns hold."""
+    from sharegpt_tools.clean.dedup import turn_word_hashes, word_hashes
+
+    conversations = [
+        ["Hello there", "General Kenobi!\n\nYou are a bold one."],
+        ["", "  \t ", "word", "Ünïcödé café naïve", "x\ny\r\nz"],
+        ["trailing space ", " leading space", "émoji 🙂 here", "Groß STRASSE"],
+        ["one turn only"],
+        ["mixed 中文 text", "and english"],  # CJK: hashed turn by turn
+    ]
+    for turns in conversations:
+        got = turn_word_hashes(turns)
+        expected = [word_hashes(turn) for turn in turns]
+        assert len(got) == len(expected)
+        for mine, theirs in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(mine, theirs)
