@@ -30,7 +30,8 @@ echo "$WHEEL"
 import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 needed = ["sharegpt_tools/schemas/rules.schema.json", "sharegpt_tools/label/presets/paper.yaml",
-          "sharegpt_tools/clean/refusal_phrases.txt", "sharegpt_tools/synthetic/phrases.json",
+          "sharegpt_tools/clean/refusal_phrases.txt", "sharegpt_tools/clean/models.yaml",
+          "sharegpt_tools/synthetic/phrases.json",
           "crlft_contract/tokenized.schema.json", "crlft_contract/metrics.schema.json"]
 missing = [n for n in needed if n not in names]
 sys.exit(f"the wheel lacks {', '.join(missing)}" if missing else 0)

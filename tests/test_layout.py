@@ -77,3 +77,29 @@ def test_a_commands_defaults_are_its_options_dataclass_defaults(
     assert len(shared) >= 6, shared
     for field, default in shared.items():
         assert default == declared[field], (command, field, default, declared[field])
+
+
+def test_every_data_file_of_the_packages_is_package_data() -> None:
+    """A resource file the code reads (a schema, a preset, the model table...) must be declared
+    in pyproject's package-data, or an installed wheel lacks it (scripts/wheel_check.sh finds
+    that too, but only in CI's last step)."""
+    import fnmatch
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "setuptools"
+    ]["package-data"]
+    for package in ("sharegpt_tools", "crlft_train", "crlft_contract"):
+        patterns = declared.get(package, [])
+        tracked = subprocess.run(
+            ["git", "ls-files", package], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.split()  # the repository's files, not caches
+        for name in tracked:
+            relative = Path(name).relative_to(package).as_posix()
+            if relative.endswith(".py"):
+                continue
+            if relative == "ruff.toml":
+                continue  # lint configuration, not read at run time
+            assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), (
+                f"{package}/{relative} is not in pyproject's package-data"
+            )
