@@ -30,23 +30,41 @@ class RowLayout:
     role_fields: tuple[str, ...] = ("from", "role")
     text_fields: tuple[str, ...] = ("value", "content")
     model_field: str = "model"
+    title: str = ""  # how the summary names it
+
+    def describe(self) -> str:
+        """ "WildChat (conversation_hash, conversation[role, content])": its name and fields."""
+        fields = f"{self.id_fields[0]}, {self.turns_field}[{self.role_fields[0]}, "
+        return f"{self.title or self.name} ({fields}{self.text_fields[0]}])"
 
 
-SHAREGPT = RowLayout("sharegpt", frozenset({"conversations"}), ("id",), "conversations")
+SHAREGPT = RowLayout(
+    "sharegpt", frozenset({"conversations"}), ("id",), "conversations", title="ShareGPT"
+)
 # Rows of role/content turns name those first (in a reject's message too).
 ROLE_CONTENT = {"role_fields": ("role", "from"), "text_fields": ("content", "value")}
-MESSAGES = RowLayout("messages", frozenset({"messages"}), ("id",), "messages", **ROLE_CONTENT)
+MESSAGES = RowLayout(
+    "messages", frozenset({"messages"}), ("id",), "messages", title="messages", **ROLE_CONTENT
+)
 WILDCHAT = RowLayout(
     "wildchat", frozenset({"conversation_hash", "conversation"}), ("conversation_hash",),
-    "conversation", **ROLE_CONTENT,
+    "conversation", title="WildChat", **ROLE_CONTENT,
 )  # fmt: skip
 LMSYS = RowLayout(
     "lmsys", frozenset({"conversation_id", "conversation"}), ("conversation_id",),
-    "conversation", **ROLE_CONTENT,
+    "conversation", title="LMSYS-Chat", **ROLE_CONTENT,
 )  # fmt: skip
 # Most specific first; a row that matches none is read as ShareGPT (and rejected as such, naming
 # the missing `conversations`).
 KNOWN = (WILDCHAT, LMSYS, SHAREGPT, MESSAGES)
+CUSTOM = "custom"  # the name of a layout the --*-field options made
+
+
+def describe(name: str) -> str:
+    """A manifest's layout name in words, for the summary."""
+    if name == CUSTOM:
+        return "the --*-field names"
+    return next((layout.describe() for layout in KNOWN if layout.name == name), name)
 
 
 def detect(row: dict) -> RowLayout:
@@ -61,7 +79,7 @@ def with_overrides(layout: RowLayout, options: CleanOptions) -> RowLayout:
         return layout
     return replace(
         layout,
-        name="custom",
+        name=CUSTOM,
         id_fields=(options.id_field,) if options.id_field else layout.id_fields,
         turns_field=options.turns_field or layout.turns_field,
         role_fields=(options.role_field,) if options.role_field else layout.role_fields,

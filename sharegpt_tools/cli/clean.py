@@ -9,19 +9,12 @@ import typer
 from rich.progress import DownloadColumn, TextColumn
 from rich.table import Table
 
+from sharegpt_tools.clean import row_layout
 from sharegpt_tools.clean.options import CleanOptions, LangBackend, UnknownAs
 from sharegpt_tools.clean.refusals import RefusalMode
 from sharegpt_tools.cli.common import WorkspaceOption, console, defaults, fail, progress_bar
 
 DEFAULT = defaults(CleanOptions)
-# The row layouts of clean.row_layout, as the summary names them.
-LAYOUT_NAMES = {
-    "sharegpt": "ShareGPT (id, conversations[from, value])",
-    "messages": "messages (id, messages[role, content])",
-    "wildchat": "WildChat (conversation_hash, conversation[role, content])",
-    "lmsys": "LMSYS-Chat (conversation_id, conversation[role, content])",
-    "custom": "the --*-field names",
-}
 
 STRUCTURE = "Structure"
 DEDUP = "Deduplication"
@@ -300,7 +293,7 @@ def print_summary(counts: dict) -> None:
         row(f"  {reason}", value)
     table.add_section()
     for layout, value in counts.get("row_layouts", {}).items():
-        row(f"rows read as {LAYOUT_NAMES.get(layout, layout)}", value)
+        row(f"rows read as {row_layout.describe(layout)}", value)
     table.add_section()
     for model, value in counts["models"].items():
         row(f"model {model}", value)

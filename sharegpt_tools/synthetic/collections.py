@@ -18,7 +18,7 @@ import orjson
 
 from sharegpt_tools.synthetic.dump import LANG_CUM_WEIGHTS, LANGS, _human_value, _markdown_answer
 
-LAYOUTS = ("wildchat", "lmsys")
+LAYOUTS = ("wildchat", "lmsys")  # what `sharegpt-tools sample --layout` offers besides sharegpt
 # Spellings as the collections write them; WildChat logs OpenAI's dated snapshots.
 WILDCHAT_MODELS = (
     "gpt-4-0314", "gpt-4-1106-preview", "gpt-4-0125-preview", "gpt-4o-2024-05-13",
@@ -38,6 +38,8 @@ P_BROKEN = 0.02
 
 def collection_rows(layout: str, n: int, seed: int = 0) -> Iterator[dict]:
     """n rows in `layout` ("wildchat" or "lmsys")."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown collection layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     rng = random.Random(f"{layout}:{seed}")
     for index in range(n):
         lang = rng.choices(LANGS, cum_weights=LANG_CUM_WEIGHTS)[0]

@@ -136,3 +136,14 @@ def test_rules_make_classes_of_any_source_and_drop_what_moderation_flagged(
     assert dropped["flagged"].sum() > 0  # kept with a reason, not lost
     small = labeled.filter(pl.col("class") == "small")
     assert set(small["model_raw"]) == {"gpt-4o-mini-2024-07-18"}
+
+
+def test_sample_offers_exactly_the_collection_layouts() -> None:
+    """The `sample --layout` choices (declared in the CLI so that --help stays fast) are the
+    generator's layouts and ShareGPT's."""
+    from sharegpt_tools.cli.sample import SampleLayout
+    from sharegpt_tools.synthetic.collections import LAYOUTS
+
+    assert {layout.value for layout in SampleLayout} == {"sharegpt", *LAYOUTS}
+    with pytest.raises(ValueError, match="unknown collection layout 'sharegpt'"):
+        next(collection_rows("sharegpt", 1))
