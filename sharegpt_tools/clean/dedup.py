@@ -2,12 +2,19 @@
 
 Exact: a 64-bit hash of the normalised text of all turns (case and whitespace folded).
 
-Near: MinHash signatures (datasketch) over word n-grams, banded as datasketch's `MinHashLSH` would
-band them for the threshold. We do not keep an in-memory `MinHashLSH` index: at 9 bands it costs
-several KB of Python objects per conversation. Instead the workers compute each conversation's band
-hashes, the stage spills them with the candidate rows, and `find_near_duplicates` groups equal band
-hashes with a sort over a compact (n × bands) uint64 array — the datatrove recipe — then confirms
-each candidate pair with the signatures' estimated Jaccard similarity before rejecting anything.
+Near: MinHash signatures over word n-grams, banded as datasketch's `MinHashLSH` would band them for
+the threshold. A chunk of conversations is hashed at once (`WordTable`): one vectorised pass over
+all their words, and a one-permutation MinHash with optimal densification (`Signer`): each n-gram
+is hashed once and falls into one of `num_perm` bins, instead of being permuted `num_perm` times.
+Two signatures agree at a position with probability equal to the sets' Jaccard similarity, as with
+classic MinHash (Shrivastava, "Optimal Densification for Fast and Accurate Minwise Hashing",
+ICML 2017); `benchmarks/near_dup_quality.py` measures the recall and precision against datasketch.
+
+We do not keep an in-memory `MinHashLSH` index: at 9 bands it costs several KB of Python objects per
+conversation. Instead the workers compute each conversation's band hashes, the stage spills them
+with the candidate rows, and `find_near_duplicates` groups equal band hashes with a sort over a
+compact (n × bands) uint64 array — the datatrove recipe — then confirms each candidate pair with
+the signatures' estimated Jaccard similarity before rejecting anything.
 """
 
 from __future__ import annotations
@@ -35,35 +42,104 @@ class NearDupParams:
     ngram: int = 5
 
 
-def turn_word_hashes(values: list[str]) -> list[np.ndarray]:
-    """The word hashes of each turn: computed once, used by both the exact and the MinHash key.
+@dataclass(frozen=True, slots=True)
+class WordTable:
+    """The word hashes of a chunk of conversations, flat, with the offsets of turns.
 
-    Without CJK text the turns are hashed in one vectorised pass over their bytes joined by
-    newlines (a word's hash depends on its bytes only, and a newline ends a word), then split at
-    the turns' byte offsets: one numpy pass per conversation instead of one per turn.
+    `hashes[turn_starts[t]:turn_starts[t + 1]]` are the words of turn t, and the turns of
+    conversation c are `conversation_turns[c]` up to `conversation_turns[c + 1]`. Computed once,
+    used by both the exact keys and the MinHash signatures.
     """
-    lowered = [value.lower() for value in values]
-    if len(lowered) < 2 or any(HAS_CJK.search(value) for value in lowered):
-        return [word_hashes(value) for value in values]
-    encoded = [value.encode("utf-8") for value in lowered]
-    hashes, starts = whitespace_word_spans(b"\n".join(encoded))
-    ends = np.cumsum([len(data) + 1 for data in encoded])[:-1]  # each turn's end + its newline
-    return np.split(hashes, np.searchsorted(starts, ends))
+
+    hashes: np.ndarray  # uint64, one per word
+    turn_starts: np.ndarray  # int64, turns + 1 word offsets
+    conversation_turns: np.ndarray  # int64, conversations + 1 turn offsets
+
+    @classmethod
+    def of(cls, conversations: list[list[str]]) -> WordTable:
+        """Hash the words of every turn in one vectorised pass over all the turns' bytes joined
+        by newlines (a word's hash depends on its bytes only, and a newline ends a word), cut at
+        the turns' byte offsets; then re-hash the turns with CJK text in them one by one."""
+        lowered = [value.lower() for values in conversations for value in values]
+        turns = [value.encode("utf-8") for value in lowered]
+        blob = b"\n".join(turns)
+        hashes, starts = whitespace_word_spans(blob)
+        ends = np.cumsum([len(data) + 1 for data in turns], dtype=np.int64)  # + the newline
+        cuts = np.concatenate(([0], np.searchsorted(starts, ends)))  # word offset of each turn
+        cjk = cjk_turns(blob, ends, lowered)
+        if cjk:
+            hashes, cuts = with_cjk_turns(hashes, cuts, {i: lowered[i] for i in cjk})
+        turns_per = [len(values) for values in conversations]
+        return cls(hashes, cuts, np.concatenate(([0], np.cumsum(turns_per, dtype=np.int64))))
+
+    def __len__(self) -> int:
+        return self.conversation_turns.size - 1
+
+    def word_bounds(self) -> np.ndarray:
+        """Word offsets of each conversation (conversations + 1)."""
+        return self.turn_starts[self.conversation_turns]
+
+    def turns_of(self, conversation: int) -> list[np.ndarray]:
+        first, last = self.conversation_turns[conversation : conversation + 2]
+        starts = self.turn_starts
+        return [self.hashes[starts[t] : starts[t + 1]] for t in range(first, last)]
+
+    def exact_keys(self) -> list[int]:
+        """Two conversations get the same key when every turn has the same sequence of
+        lower-cased words: case and spacing are folded (and, in CJK text, punctuation), turn
+        boundaries kept.
+
+        The key hashes the number of turns, each turn's word count, then all the words: that
+        sequence determines every turn's words, so no two different conversations share it.
+        """
+        counts = np.diff(self.turn_starts)
+        words, turns = self.word_bounds(), self.conversation_turns
+        keys = []
+        for c in range(len(self)):
+            first, last = turns[c], turns[c + 1]
+            digest = hashlib.blake2b(int(last - first).to_bytes(8, "little"), digest_size=8)
+            digest.update(counts[first:last].tobytes())
+            digest.update(self.hashes[words[c] : words[c + 1]].tobytes())
+            keys.append(int.from_bytes(digest.digest(), "little"))
+        return keys
+
+
+def cjk_turns(blob: bytes, ends: np.ndarray, turns: list[str]) -> list[int]:
+    """The turns with CJK text: those holding a UTF-8 lead byte of U+3000–U+DFFF, confirmed by
+    the CJK pattern (a vectorised byte test spares the regex the many turns without)."""
+    codes = np.frombuffer(blob, dtype=np.uint8)
+    leads = np.flatnonzero((codes - np.uint8(0xE3)) <= np.uint8(0xED - 0xE3))  # wraps below E3
+    if leads.size == 0:
+        return []
+    candidates = np.unique(np.searchsorted(ends, leads, side="right"))
+    return [int(i) for i in candidates if HAS_CJK.search(turns[i])]
+
+
+def with_cjk_turns(
+    hashes: np.ndarray, cuts: np.ndarray, cjk: dict[int, str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The flat hashes and turn offsets with each CJK turn's whitespace words replaced by its
+    own words (every CJK character one word, punctuation dropped: `cjk_word_hashes`)."""
+    parts, counts = [], np.diff(cuts)
+    taken = 0
+    for turn, text in sorted(cjk.items()):
+        parts.append(hashes[taken : cuts[turn]])
+        words = cjk_word_hashes(text)
+        parts.append(words)
+        counts[turn] = words.size
+        taken = cuts[turn + 1]
+    parts.append(hashes[taken:])
+    return np.concatenate(parts), np.concatenate(([0], np.cumsum(counts)))
+
+
+def turn_word_hashes(values: list[str]) -> list[np.ndarray]:
+    """The word hashes of each turn of one conversation (see `WordTable`)."""
+    return WordTable.of([values]).turns_of(0)
 
 
 def exact_key(values: list[str]) -> int:
-    """Hash of the conversation's text with case and whitespace folded (see `exact_key_of`)."""
-    return exact_key_of(turn_word_hashes(values))
-
-
-def exact_key_of(turn_hashes: list[np.ndarray]) -> int:
-    """Two conversations get the same key when every turn has the same sequence of lower-cased
-    words: case and spacing are folded (and, in CJK text, punctuation), turn boundaries kept."""
-    digest = hashlib.blake2b(digest_size=8)
-    for hashes in turn_hashes:
-        digest.update(hashes.tobytes())
-        digest.update(b"\x1f")  # one byte: a turn boundary never looks like 8 hash bytes
-    return int.from_bytes(digest.digest(), "little")
+    """Hash of the conversation's text with case and whitespace folded (`WordTable.exact_keys`)."""
+    return WordTable.of([values]).exact_keys()[0]
 
 
 def shingle_hashes(text: str, n: int) -> np.ndarray:
@@ -83,10 +159,7 @@ def ngram_hashes(token_hashes: np.ndarray, n: int) -> np.ndarray:
     if token_hashes.size == 0:
         return np.empty(0, dtype=np.uint64)
     width = min(n, token_hashes.size)
-    count = token_hashes.size - width + 1
-    mixed = np.zeros(count, dtype=np.uint64)
-    for k in range(width):
-        mixed += token_hashes[k : k + count] * _MIX[k]
+    mixed = mix_ngrams(token_hashes, width, token_hashes.size - width + 1)
     return (mixed >> np.uint64(32)) ^ (mixed & np.uint64(0xFFFFFFFF))
 
 
@@ -94,9 +167,14 @@ def word_hashes(text: str) -> np.ndarray:
     """One 64-bit hash per word of `text` (lower-cased; CJK characters are words of their own)."""
     lowered = text.lower()
     if HAS_CJK.search(lowered):
-        tokens = TOKEN.findall(lowered)
-        return np.fromiter(map(token_hash, tokens), dtype=np.uint64, count=len(tokens))
+        return cjk_word_hashes(lowered)
     return whitespace_word_hashes(lowered.encode("utf-8"))
+
+
+def cjk_word_hashes(lowered: str) -> np.ndarray:
+    """Words of a lower-cased text with CJK in it: each CJK character is a word of its own."""
+    tokens = TOKEN.findall(lowered)
+    return np.fromiter(map(token_hash, tokens), dtype=np.uint64, count=len(tokens))
 
 
 @lru_cache(maxsize=1 << 18)
@@ -110,25 +188,24 @@ def token_hash(token: str) -> int:
 # invertible modulo 2^64, and uint64 arithmetic wraps modulo 2^64 by itself.
 _P = np.uint64(0x100000001B3)
 _P_INVERSE = np.uint64(pow(int(_P), -1, 2**64))
-_WHITESPACE = np.zeros(256, dtype=bool)
-_WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True
 
 
-@lru_cache(maxsize=1)
-def _powers(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """P^k and P^-k (mod 2^64) for k < size; cached, the size grows by doubling."""
-
-    def powers_of(base: np.uint64) -> np.ndarray:
-        factors = np.full(size, base, dtype=np.uint64)
-        factors[0] = 1
-        return np.cumprod(factors, dtype=np.uint64)  # wraps modulo 2^64, as intended
-
-    return powers_of(_P), powers_of(_P_INVERSE)
+_power_tables: list[tuple[np.ndarray, np.ndarray]] = []  # the largest made so far
 
 
 def power_tables(length: int) -> tuple[np.ndarray, np.ndarray]:
-    size = 1 << max(16, (length + 1).bit_length())
-    return _powers(size)
+    """P^k and P^-k (mod 2^64) for k ≤ length at least. Only ever grows (by doubling): chunks of
+    alternating sizes would otherwise rebuild a megabyte table per call."""
+    if not _power_tables or _power_tables[0][0].size <= length:
+        size = 1 << max(16, (length + 1).bit_length())
+        _power_tables[:] = [(powers_of(_P, size), powers_of(_P_INVERSE, size))]
+    return _power_tables[0]
+
+
+def powers_of(base: np.uint64, size: int) -> np.ndarray:
+    factors = np.full(size, base, dtype=np.uint64)
+    factors[0] = 1
+    return np.cumprod(factors, dtype=np.uint64)  # wraps modulo 2^64, as intended
 
 
 def whitespace_word_hashes(data: bytes) -> np.ndarray:
@@ -142,15 +219,22 @@ def whitespace_word_spans(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     empty = (np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64))
     if codes.size == 0:
         return empty
-    is_word = ~_WHITESPACE[codes]
-    edges = np.diff(np.concatenate(([False], is_word, [False])).astype(np.int8))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    # ASCII whitespace is space or \t \n \v \f \r (9–13): two SIMD compares, no table lookup.
+    is_word = (codes != 32) & ((codes - np.uint8(9)) > np.uint8(4))
+    starts = np.flatnonzero(is_word[1:] > is_word[:-1]) + 1
+    ends = np.flatnonzero(is_word[1:] < is_word[:-1]) + 1
+    if is_word[0]:
+        starts = np.concatenate(([0], starts))
+    if is_word[-1]:
+        ends = np.concatenate((ends, [codes.size]))
     if starts.size == 0:
         return empty
     forward, backward = power_tables(codes.size)
+    prefix = np.empty(codes.size + 1, dtype=np.uint64)  # prefix[0] = 0, then the running sums
+    prefix[0] = 0
     with np.errstate(over="ignore"):
-        weighted = np.cumsum(codes * backward[: codes.size], dtype=np.uint64)
-        prefix = np.concatenate((np.zeros(1, dtype=np.uint64), weighted))  # stays uint64
+        np.multiply(codes, backward[: codes.size], out=prefix[1:])
+        np.cumsum(prefix[1:], out=prefix[1:])
         return forward[ends - 1] * (prefix[ends] - prefix[starts]), starts
 
 
@@ -168,68 +252,143 @@ def band_layout(threshold: float, num_perm: int) -> tuple[int, int]:
     return lsh.b, lsh.r
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MinHashScheme:
-    """datasketch's permutations and LSH band layout, made once in the main process.
+    """The signature's parameters and LSH band layout, made once in the main process.
 
     Workers receive this small object instead of importing datasketch (whose `lsh` module pulls
-    in scipy: ~0.45 s per process) and apply the permutations with numpy (`Signer.signature`).
+    in scipy: ~0.45 s per process) to learn the band layout.
     """
 
-    a: np.ndarray  # uint32 multipliers of datasketch's affine32 permutations
-    b: np.ndarray  # uint32 offsets
+    params: NearDupParams
     bands: int
     rows: int
 
     @classmethod
-    def from_datasketch(cls, params: NearDupParams) -> MinHashScheme:
-        from datasketch import MinHash
-
-        a, b = MinHash(num_perm=params.num_perm, seed=1, scheme="affine32").permutations
-        bands, rows = band_layout(params.threshold, params.num_perm)
-        return cls(np.asarray(a, np.uint32), np.asarray(b, np.uint32), bands, rows)
+    def for_params(cls, params: NearDupParams) -> MinHashScheme:
+        return cls(params, *band_layout(params.threshold, params.num_perm))
 
 
-def fmix32(values: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 32-bit finalizer: the pre-mix datasketch's affine32 scheme applies."""
-    values = values ^ (values >> np.uint32(16))
-    values = values * np.uint32(0x85EBCA6B)
-    values = values ^ (values >> np.uint32(13))
-    values = values * np.uint32(0xC2B2AE35)
-    return values ^ (values >> np.uint32(16))
+def fmix64(values: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finalizer: every output bit depends on every input bit, so the high
+    and the low half of a mixed n-gram hash can serve as independent bin and value."""
+    with np.errstate(over="ignore"):
+        values = values ^ (values >> np.uint64(33))
+        values = values * np.uint64(0xFF51AFD7ED558CCD)
+        values = values ^ (values >> np.uint64(33))
+        values = values * np.uint64(0xC4CEB9FE1A85EC53)
+        return values ^ (values >> np.uint64(33))
+
+
+@dataclass(frozen=True, slots=True)
+class Signatures:
+    """One row of `num_perm` uint32 values per conversation of a chunk; rows of conversations
+    without a single word are meaningless (`has_words` False): they have nothing to be similar
+    by."""
+
+    values: np.ndarray  # (conversations, num_perm) uint32
+    has_words: np.ndarray  # (conversations,) bool
 
 
 class Signer:
-    """MinHash signature and band hashes of a conversation (runs in the worker processes)."""
+    """MinHash signatures and band hashes of a chunk of conversations (in the worker processes).
 
-    def __init__(self, params: NearDupParams, scheme: MinHashScheme | None = None) -> None:
-        self.params = params
-        self.scheme = scheme or MinHashScheme.from_datasketch(params)
-        self.bands, self.rows = self.scheme.bands, self.scheme.rows
+    One-permutation hashing: each word n-gram's 64-bit hash picks a bin (its high half) and a
+    value (its low half), and a bin keeps its smallest value — O(n-grams) work instead of
+    datasketch's O(n-grams × num_perm). A bin no n-gram fell into (short texts) is filled by
+    optimal densification: it copies the first filled bin along its own fixed random sequence of
+    the other bins. Because the sequence is the same for every text, two texts still agree at a
+    position with probability equal to their Jaccard similarity.
+    """
 
-    def signature(self, values: list[str]) -> np.ndarray | None:
-        """datasketch's affine32 MinHash of the word n-grams, as one numpy expression.
+    def __init__(self, scheme: MinHashScheme) -> None:
+        self.scheme = scheme
+        self.params = scheme.params
+        self.bands, self.rows = scheme.bands, scheme.rows
+        self.probes = probe_sequences(self.params.num_perm)
 
-        Equal to `MinHash(num_perm, seed=1).update_batch(hashes)` with identity hashing (a test
-        checks it), without datasketch's per-element Python loop. None for a text without a
-        single word: it has nothing to be similar by.
-        """
-        return self.signature_of(turn_word_hashes(values))
+    def signatures(self, words: WordTable) -> Signatures:
+        k = self.params.num_perm
+        hashes, owners = shingle_hashes_of(words, self.params.ngram)
+        mixed = fmix64(hashes)
+        bins = ((mixed >> np.uint64(32)) * np.uint64(k)) >> np.uint64(32)  # multiply-shift
+        slots = owners * k + bins.astype(np.int64)
+        values = np.full(len(words) * k, np.iinfo(np.uint32).max, dtype=np.uint32)
+        np.minimum.at(values, slots, (mixed & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+        filled = np.zeros(len(words) * k, dtype=bool)
+        filled[slots] = True
+        values, filled = values.reshape(-1, k), filled.reshape(-1, k)
+        has_words = filled.any(axis=1)
+        self._densify(values, filled, has_words)
+        return Signatures(values, has_words)
 
-    def signature_of(self, turn_hashes: list[np.ndarray]) -> np.ndarray | None:
-        """The signature from the turns' word hashes (n-grams run across turn boundaries)."""
-        hashes = ngram_hashes(np.concatenate(turn_hashes), self.params.ngram)
-        if hashes.size == 0:
-            return None
-        mixed = fmix32(hashes.astype(np.uint32))[:, None]
-        with np.errstate(over="ignore"):  # uint32 arithmetic wraps, as the scheme intends
-            permuted = mixed * self.scheme.a[None, :] + self.scheme.b[None, :]
-        return permuted.min(axis=0)
+    def _densify(self, values: np.ndarray, filled: np.ndarray, has_words: np.ndarray) -> None:
+        """Each empty bin of a conversation with words copies the first filled bin of its probe
+        sequence: a few vectorised rounds for the many bins that find one at once, then one
+        gather over the whole sequence for the rest (short texts, with few filled bins)."""
+        rows, columns = np.nonzero(~filled & has_words[:, None])
+        for attempt in range(1, min(4, self.params.num_perm)):
+            if rows.size == 0:
+                return
+            source = self.probes[columns, attempt]
+            hit = filled[rows, source]
+            values[rows[hit], columns[hit]] = values[rows[hit], source[hit]]
+            rows, columns = rows[~hit], columns[~hit]
+        if rows.size:
+            sequences = self.probes[columns]  # (pending, num_perm) bins in probe order
+            first = filled[rows[:, None], sequences].argmax(axis=1)
+            values[rows, columns] = values[rows, sequences[np.arange(rows.size), first]]
 
-    def band_hashes(self, signature: np.ndarray) -> np.ndarray:
-        used = signature[: self.bands * self.rows].astype(np.uint64).reshape(self.bands, self.rows)
-        # A multiply-add hash of each band's rows: equal bands give equal 64-bit keys.
-        return (used * _MIX[: self.rows]).sum(axis=1, dtype=np.uint64)
+    def band_hashes(self, signatures: np.ndarray) -> np.ndarray:
+        """(conversations, bands) uint64: a multiply-add hash of each band's rows, so equal
+        bands give equal 64-bit keys."""
+        used = signatures[:, : self.bands * self.rows].astype(np.uint64)
+        used = used.reshape(-1, self.bands, self.rows)
+        with np.errstate(over="ignore"):
+            return (used * _MIX[: self.rows]).sum(axis=2, dtype=np.uint64)
+
+
+@lru_cache(maxsize=4)
+def probe_sequences(k: int) -> np.ndarray:
+    """(k, k) bins: row i is bin i, then the other bins in a fixed random order (seeded, so every
+    worker and every run densifies alike)."""
+    rng = np.random.default_rng(20231001)
+    probes = np.empty((k, k), dtype=np.int64)
+    for i in range(k):
+        others = np.delete(np.arange(k), i)
+        probes[i] = np.concatenate(([i], rng.permutation(others)))
+    return probes
+
+
+def shingle_hashes_of(words: WordTable, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(64-bit hash, conversation index) of every word n-gram of the chunk.
+
+    N-grams run across the turns of a conversation, never across conversations; a conversation
+    of fewer than n words is one n-gram of all its words (as `ngram_hashes`).
+    """
+    flat, bounds = words.hashes, words.word_bounds()
+    sizes = np.diff(bounds)
+    owner_of_word = np.repeat(np.arange(len(words), dtype=np.int64), sizes)
+    hashes, owners = [np.empty(0, dtype=np.uint64)], [np.empty(0, dtype=np.int64)]
+    if flat.size >= n:
+        count = flat.size - n + 1
+        whole = owner_of_word[:count] == owner_of_word[n - 1 :]
+        hashes.append(mix_ngrams(flat, n, count)[whole])
+        owners.append(owner_of_word[:count][whole])
+    for c in np.flatnonzero((sizes > 0) & (sizes < n)):
+        hashes.append(mix_ngrams(flat[bounds[c] : bounds[c + 1]], int(sizes[c]), 1))
+        owners.append(np.array([c], dtype=np.int64))
+    return np.concatenate(hashes), np.concatenate(owners)
+
+
+def mix_ngrams(token_hashes: np.ndarray, width: int, count: int) -> np.ndarray:
+    """The 64-bit hash of each of the first `count` n-grams of `width` tokens: their hashes
+    mixed with fixed odd multipliers in uint64 arithmetic."""
+    mixed = np.zeros(count, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(width):
+            mixed += token_hashes[k : k + count] * _MIX[k]
+    return mixed
 
 
 @dataclass(frozen=True, slots=True)

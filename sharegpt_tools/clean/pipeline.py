@@ -132,7 +132,7 @@ def chunked(rows: Iterable[RawRow], size: int) -> Iterator[list[RawRow]]:
 def clean_chunks(rows: Iterable[RawRow], options: CleanOptions) -> Iterator[ChunkResult]:
     """Chunk results in input order; at most a few chunks in flight, so reading never runs ahead."""
     workers = worker_count(options.workers)
-    scheme = MinHashScheme.from_datasketch(near_dup_params(options)) if options.near_dedup else None
+    scheme = MinHashScheme.for_params(near_dup_params(options)) if options.near_dedup else None
     if workers == 1:
         cleaner = RowCleaner(options, scheme)
         yield from (clean_chunk(cleaner, chunk) for chunk in chunked(rows, options.batch_size))

@@ -15,13 +15,7 @@ import numpy as np
 import orjson
 
 from sharegpt_tools.clean import attribution, html, language, row_layout, structure
-from sharegpt_tools.clean.dedup import (
-    MinHashScheme,
-    NearDupParams,
-    Signer,
-    exact_key_of,
-    turn_word_hashes,
-)
+from sharegpt_tools.clean.dedup import MinHashScheme, NearDupParams, Signer, WordTable
 from sharegpt_tools.clean.options import CleanOptions
 from sharegpt_tools.clean.refusals import RefusalMode, find_refusal, load_phrases
 from sharegpt_tools.io.readers import RawRow
@@ -74,7 +68,9 @@ class RowCleaner:
             else language.make_identifier(options.lang_backend)
         )
         self.phrases = load_phrases(options.refusal_phrases)
-        self.signer = Signer(near_dup_params(options), scheme) if options.near_dedup else None
+        self.signer = None
+        if options.near_dedup:
+            self.signer = Signer(scheme or MinHashScheme.for_params(near_dup_params(options)))
         self.models = attribution.ModelTable.load(options.models)
 
     def clean(self, raw: RawRow) -> Outcome:
@@ -89,9 +85,7 @@ class RowCleaner:
         """
         outcomes = [self._prepare(raw) for raw in raws]
         self._add_languages([o for o in outcomes if o.reason is None])
-        for outcome in outcomes:
-            if outcome.reason is None:
-                self._dedup_keys(outcome)
+        self._add_dedup_keys([o for o in outcomes if o.reason is None])
         return outcomes
 
     def _prepare(self, raw: RawRow) -> Outcome:
@@ -183,30 +177,37 @@ class RowCleaner:
             return
         wanted = self.options.languages
         for outcome in outcomes:
+            values = turn_values(outcome)
+            lang, score = language.identify(self.identifier, values, self.options.lang_threshold)
             record = outcome.record
             assert record is not None
-            values = [turn["value"] for turn in record["conversations"]]
-            lang, score = language.identify(self.identifier, values, self.options.lang_threshold)
             record["language"], record["language_score"] = lang, score
             if wanted and lang not in wanted:
                 detail = f"language {lang} (score {score:.2f}) is not in --lang {', '.join(wanted)}"
                 reject(outcome, Rejected(Reason.LANGUAGE_FILTERED, detail))
 
-    def _dedup_keys(self, outcome: Outcome) -> None:
-        assert outcome.record is not None
-        values = [turn["value"] for turn in outcome.record["conversations"]]
-        words = turn_word_hashes(values)
-        outcome.exact = exact_key_of(words)
-        if self.signer is None:
+    def _add_dedup_keys(self, outcomes: list[Outcome]) -> None:
+        """Exact keys, signatures and band hashes of the chunk's kept rows, in one pass."""
+        words = WordTable.of([turn_values(outcome) for outcome in outcomes])
+        for outcome, exact in zip(outcomes, words.exact_keys(), strict=True):
+            outcome.exact = exact
+        if self.signer is None or not outcomes:
             return
-        signature = self.signer.signature_of(words)
-        if signature is None:  # no words at all: give it bands nothing else can share
-            bands = np.full(self.signer.bands, outcome.exact, dtype=np.uint64)
-            bands += np.arange(self.signer.bands, dtype=np.uint64)
-            outcome.bands = bands.tobytes()
-            return
-        outcome.signature = signature.tobytes()
-        outcome.bands = self.signer.band_hashes(signature).tobytes()
+        signatures = self.signer.signatures(words)
+        bands = self.signer.band_hashes(signatures.values)
+        for i, outcome in enumerate(outcomes):
+            if signatures.has_words[i]:
+                outcome.signature = signatures.values[i].tobytes()
+                outcome.bands = bands[i].tobytes()
+            else:  # no words at all: bands nothing else can share
+                unique = np.full(self.signer.bands, outcome.exact, dtype=np.uint64)
+                outcome.bands = (unique + np.arange(self.signer.bands, dtype=np.uint64)).tobytes()
+
+
+def turn_values(outcome: Outcome) -> list[str]:
+    """The cleaned text of each turn of a kept row."""
+    assert outcome.record is not None, "only kept rows have turns"
+    return [turn["value"] for turn in outcome.record["conversations"]]
 
 
 def moderation_fields(row: dict) -> dict:

@@ -77,7 +77,13 @@ def clean(
         ),
     ] = DEFAULT.near_ngram,
     num_perm: Annotated[
-        int, typer.Option(min=16, help="MinHash permutations.", rich_help_panel=DEDUP)
+        int,
+        typer.Option(
+            min=16,
+            help="MinHash signature length (bins of the one-permutation MinHash); more = a "
+            "finer similarity estimate, a little slower.",
+            rich_help_panel=DEDUP,
+        ),
     ] = DEFAULT.num_perm,
     lang: Annotated[
         list[str] | None,
