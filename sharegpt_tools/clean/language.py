@@ -16,10 +16,15 @@ UNDETERMINED = "und"
 FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.S)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
 URL = re.compile(r"https?://\S+")
-# fastText's cost grows with the text (~0.18 ms per 1,000 characters here, the largest single cost
+# fastText's cost grows with the text (~0.2 ms per 400 characters here, one of the largest costs
 # of `clean`). The first 400 characters of prose (about 70 words) decide the language as well as
-# 1,000 do: on the 20k-row sample every label agreed (300 characters: 99.93%).
+# 1,000 do: on the 20k-row sample every label agreed (300 characters: 99.93%). Most texts are
+# decided by their first 200 characters already: those are read first, and the 400 only when
+# fastText is less than CONFIDENT about the 200 (on the 20k-row sample: a quarter of the texts,
+# every label the same as from the 400, at 0.73× the time).
 MAX_CHARS_FOR_LID = 400
+FIRST_CHARS_FOR_LID = 200
+CONFIDENT = 0.9
 
 
 class LanguageIdentifier(Protocol):
@@ -27,12 +32,30 @@ class LanguageIdentifier(Protocol):
 
 
 def text_for_language_id(values: list[str]) -> str:
-    """Prose of all turns, with code and URLs removed, on one line (fastText reads one line)."""
-    text = "\n".join(values)
-    text = FENCED_CODE.sub(" ", text)
-    text = INLINE_CODE.sub(" ", text)
-    text = URL.sub(" ", text)
-    return " ".join(text[: MAX_CHARS_FOR_LID * 2].split())[:MAX_CHARS_FOR_LID]
+    """Prose of the turns, with code and URLs removed, on one line (fastText reads one line).
+
+    Turns are cleaned one by one and only until there is enough prose: a long conversation's
+    later turns are never scanned. An unclosed fence ends with its turn.
+    """
+    prose: list[str] = []
+    length = 0
+    for value in values:
+        text = URL.sub(" ", INLINE_CODE.sub(" ", FENCED_CODE.sub(" ", value)))
+        words = text[: MAX_CHARS_FOR_LID * 2].split()
+        prose.extend(words)
+        length += sum(map(len, words)) + len(words)
+        if length >= MAX_CHARS_FOR_LID:
+            break
+    return " ".join(prose)[:MAX_CHARS_FOR_LID]
+
+
+def detect_language(identifier: LanguageIdentifier, text: str) -> tuple[str, float]:
+    """fastText's verdict on the first FIRST_CHARS_FOR_LID characters, or on all of `text` when
+    that verdict is not CONFIDENT."""
+    if len(text) <= FIRST_CHARS_FOR_LID:
+        return identifier.detect(text)
+    language, score = identifier.detect(text[:FIRST_CHARS_FOR_LID])
+    return (language, score) if score >= CONFIDENT else identifier.detect(text)
 
 
 def bundled_fasttext_model() -> Path:
@@ -87,5 +110,5 @@ def identify(
     identifier: LanguageIdentifier, values: list[str], threshold: float
 ) -> tuple[str, float]:
     """(ISO code, score); below `threshold` the language is 'und' (undetermined)."""
-    language, score = identifier.detect(text_for_language_id(values))
+    language, score = detect_language(identifier, text_for_language_id(values))
     return (language if score >= threshold else UNDETERMINED), round(score, 4)
