@@ -37,9 +37,9 @@ from sharegpt_tools.clean.batches import (
     ChunkResult,
     clean_chunk,
 )
-from sharegpt_tools.clean.dedup import MinHashScheme, band_layout, find_near_duplicates
+from sharegpt_tools.clean.dedup import band_layout, find_near_duplicates
 from sharegpt_tools.clean.options import CleanOptions
-from sharegpt_tools.clean.steps import RowCleaner, near_dup_params
+from sharegpt_tools.clean.steps import RowCleaner
 from sharegpt_tools.io.readers import RawRow, RowReader
 from sharegpt_tools.records import CLEAN_SCHEMA, REJECTS_SCHEMA, Reason, StageCounts
 from sharegpt_tools.stage_faults import signals_deferred
@@ -75,13 +75,13 @@ class CleanResult:
 _worker_cleaner: RowCleaner | None = None
 
 
-def _init_worker(options: CleanOptions, scheme: MinHashScheme | None, parent_pid: int) -> None:
+def _init_worker(options: CleanOptions, parent_pid: int) -> None:
     global _worker_cleaner
     exit_with_parent(parent_pid)
     # Ctrl-C reaches the whole process group: the main process alone decides, and stops the
     # workers itself (else each one prints a KeyboardInterrupt traceback).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker_cleaner = RowCleaner(options, scheme)
+    _worker_cleaner = RowCleaner(options)
 
 
 def exit_with_parent(parent_pid: int) -> None:
@@ -132,9 +132,8 @@ def chunked(rows: Iterable[RawRow], size: int) -> Iterator[list[RawRow]]:
 def clean_chunks(rows: Iterable[RawRow], options: CleanOptions) -> Iterator[ChunkResult]:
     """Chunk results in input order; at most a few chunks in flight, so reading never runs ahead."""
     workers = worker_count(options.workers)
-    scheme = MinHashScheme.for_params(near_dup_params(options)) if options.near_dedup else None
     if workers == 1:
-        cleaner = RowCleaner(options, scheme)
+        cleaner = RowCleaner(options)
         yield from (clean_chunk(cleaner, chunk) for chunk in chunked(rows, options.batch_size))
         return
     # spawn, not fork: the parent holds Arrow/polars thread pools that a fork would copy mid-flight.
@@ -143,7 +142,7 @@ def clean_chunks(rows: Iterable[RawRow], options: CleanOptions) -> Iterator[Chun
         workers,
         mp_context=context,
         initializer=_init_worker,
-        initargs=(options, scheme, os.getpid()),
+        initargs=(options, os.getpid()),
     )
     try:
         pending: deque[Future[ChunkResult]] = deque()

@@ -58,9 +58,10 @@ def near_dup_params(options: CleanOptions) -> NearDupParams:
 
 
 class RowCleaner:
-    """All per-row steps; `scheme` (made once in the main process) spares workers datasketch."""
+    """All per-row steps, with what they load once: the language model, the phrases, the
+    model table and the MinHash scheme."""
 
-    def __init__(self, options: CleanOptions, scheme: MinHashScheme | None = None) -> None:
+    def __init__(self, options: CleanOptions) -> None:
         self.options = options
         self.identifier = (
             None
@@ -70,7 +71,7 @@ class RowCleaner:
         self.phrases = load_phrases(options.refusal_phrases)
         self.signer = None
         if options.near_dedup:
-            self.signer = Signer(scheme or MinHashScheme.for_params(near_dup_params(options)))
+            self.signer = Signer(MinHashScheme.for_params(near_dup_params(options)))
         self.models = attribution.ModelTable.load(options.models)
 
     def clean(self, raw: RawRow) -> Outcome:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sharegpt_tools.clean.dedup import (
     MinHashScheme,
     NearDupParams,
     Signer,
     WordTable,
+    band_layout,
     exact_key,
     find_near_duplicates,
     shingle_hashes,
@@ -129,3 +131,13 @@ def test_one_pass_over_a_conversation_gives_each_turns_own_word_hashes() -> None
             assert len(got) == len(expected)
             for mine, theirs in zip(got, expected, strict=True):
                 np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("num_perm", [16, 128, 256])
+def test_band_layout_is_the_one_datasketch_chooses(num_perm: int) -> None:
+    """The same bands × rows as `MinHashLSH` with our weights, computed without scipy."""
+    from datasketch import MinHashLSH
+
+    for threshold in (0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95):
+        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.1, 0.9))
+        assert band_layout(threshold, num_perm) == (lsh.b, lsh.r), threshold
