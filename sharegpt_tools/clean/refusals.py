@@ -28,7 +28,23 @@ def load_phrases(path: Path | None = None) -> tuple[str, ...]:
     return tuple(line for line in lines if line and not line.startswith("#"))
 
 
-def find_refusal(text: str, phrases: tuple[str, ...]) -> str | None:
-    """The first phrase found in `text`, if any. Apostrophes are normalised (’ → ')."""
-    lowered = text.lower().replace("\u2019", "'")
-    return next((phrase for phrase in phrases if phrase in lowered), None)
+class PhraseFinder:
+    """Finds the first of the phrases (in their order) that a text holds.
+
+    A phrase can only be in a text that holds its longest word, and many phrases share one
+    ("language", "cannot", "provide"): one search per distinct word rules most phrases out at
+    once (half the searches of trying every phrase, the same answer).
+    """
+
+    def __init__(self, phrases: tuple[str, ...]) -> None:
+        self.phrases = phrases
+        self._anchored = [(phrase, max(phrase.split() or [phrase], key=len)) for phrase in phrases]
+        self._anchors = tuple(dict.fromkeys(anchor for _, anchor in self._anchored))
+
+    def find(self, text: str) -> str | None:
+        """The first phrase found in `text`, if any. Apostrophes are normalised (’ → ')."""
+        lowered = text.lower().replace("\u2019", "'")
+        present = {anchor for anchor in self._anchors if anchor in lowered}
+        if not present:
+            return None
+        return next((p for p, a in self._anchored if a in present and p in lowered), None)

@@ -17,7 +17,7 @@ import orjson
 from sharegpt_tools.clean import attribution, html, language, row_layout, structure
 from sharegpt_tools.clean.dedup import MinHashScheme, NearDupParams, Signer, WordTable
 from sharegpt_tools.clean.options import CleanOptions
-from sharegpt_tools.clean.refusals import RefusalMode, find_refusal, load_phrases
+from sharegpt_tools.clean.refusals import PhraseFinder, RefusalMode, load_phrases
 from sharegpt_tools.io.readers import RawRow
 from sharegpt_tools.records import (
     MODEL_UNKNOWN,
@@ -68,7 +68,7 @@ class RowCleaner:
             if options.lang_backend == "none"
             else language.make_identifier(options.lang_backend)
         )
-        self.phrases = load_phrases(options.refusal_phrases)
+        self.refusals = PhraseFinder(load_phrases(options.refusal_phrases))
         self.signer = None
         if options.near_dedup:
             self.signer = Signer(MinHashScheme.for_params(near_dup_params(options)))
@@ -165,7 +165,7 @@ class RowCleaner:
         for position, turn in enumerate(turns):
             if turn.role != ROLE_GPT:
                 continue
-            phrase = find_refusal(turn.value, self.phrases)
+            phrase = self.refusals.find(turn.value)
             if phrase is None:
                 continue
             if self.options.refusals == RefusalMode.DROP:
