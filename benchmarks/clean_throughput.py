@@ -58,7 +58,7 @@ PSS_KB_PER_SAMPLE = 256 * 1024  # smaps_rollup costs ~14 ms of kernel time per G
 MB = 1024 * 1024
 
 # Goals the README reports against.
-GOAL_SPEEDUP = 5.0  # clean rows/s ≥ 5× FastChat rows/s
+GOAL_SPEEDUP = 8.0  # clean rows/s ≥ 8× FastChat rows/s at the largest size (issue 12: 100k)
 GOAL_RSS_GROWTH = 1.5  # peak RSS at the largest size ≤ 1.5× the smallest size
 GOAL_NEAR_DEDUP_GROWTH = 1.5  # near_dedup_s per row at the largest size ≤ 1.5× the smallest
 
@@ -467,11 +467,11 @@ def stage_table(results: list[SizeResult]) -> tuple[list[str], list[list[str]]]:
 
 def goals(results: list[SizeResult]) -> list[tuple[str, str, bool | None]]:
     """(goal, what was measured, met?) for the three performance goals."""
-    speedups = [r.speedup for r in results]
-    met = None if None in speedups else all(s >= GOAL_SPEEDUP for s in speedups)
+    largest = results[-1]
+    met = None if largest.speedup is None else largest.speedup >= GOAL_SPEEDUP
     seen = ", ".join(f"{r.size:,}: {fmt(r.speedup)}×" for r in results)
     rows: list[tuple[str, str, bool | None]] = [
-        (f"≥ {GOAL_SPEEDUP:g}× FastChat throughput on 2 cores", seen, met)
+        (f"≥ {GOAL_SPEEDUP:g}× FastChat throughput at {largest.size:,} rows on 2 cores", seen, met)
     ]
     small, large = results[0], results[-1]
     if len(results) > 1 and small.clean_timings and large.clean_timings:

@@ -34,6 +34,10 @@ BLOCK_TAGS = {
     "p", "div", "pre", "ul", "ol", "table", "blockquote", "hr", "section", "article", "header",
     "footer", "details", "summary", "figure", "main", "dl", "dt", "dd", *HEADINGS,
 }  # fmt: skip
+BLOCKISH = frozenset({*BLOCK_TAGS, "li"})
+# Blocks that are only containers of other blocks and inline runs (no Markdown of their own).
+CONTAINERS = BLOCK_TAGS - {"pre", "ul", "ol", "table", "blockquote", "hr", *HEADINGS}
+LIST_BLOCK = re.compile(r"(?:- |\d+\. )")  # a block that is itself a list
 # Browser UI that the copy of the page carried along; none of it is content.
 DROPPED_TAGS = {"button", "svg", "script", "style", "noscript", "template", "head", "title"}
 TABLE_SECTIONS = frozenset({"thead", "tbody", "tfoot"})
@@ -110,12 +114,8 @@ def strip_leading_counter(text: str) -> str:
 # --- blocks -------------------------------------------------------------------------------------
 
 
-def children(node: LexborNode) -> list[LexborNode]:
-    return list(node.iter(include_text=True))
-
-
 def is_block(node: LexborNode) -> bool:
-    return node.tag in BLOCK_TAGS or node.tag == "li"
+    return node.tag in BLOCKISH
 
 
 def render_blocks(node: LexborNode, top_level: bool = False) -> list[str]:
@@ -134,7 +134,7 @@ def render_blocks(node: LexborNode, top_level: bool = False) -> list[str]:
             inline.append(text)
         elif tag in DROPPED_TAGS:
             continue
-        elif tag in BLOCK_TAGS or tag == "li":
+        elif tag in BLOCKISH:
             if inline:
                 add_paragraph(blocks, inline)
             blocks.extend(render_block(child))
@@ -155,6 +155,8 @@ def add_paragraph(blocks: list[str], inline: list[str]) -> None:
 
 def render_block(node: LexborNode) -> list[str]:
     tag = node.tag
+    if tag in CONTAINERS:  # most blocks (p, div): checked first
+        return render_blocks(node)
     if tag in HEADINGS:  # a heading is one line: a <br> in it is a space
         text = tidy_inline(render_inline_children(node).replace(BREAK, " "))
         return [f"{'#' * HEADINGS[tag]} {text}"] if text else []
@@ -260,14 +262,13 @@ def render_inline_code(node: LexborNode) -> str:
 
 
 def render_list(node: LexborNode) -> str:
-    ordered = node.tag == "ol"
+    items = [c for c in node.iter() if c.tag == "li"]
+    if node.tag != "ol":
+        return "\n".join(render_list_item(item, "- ") for item in items)
     start = int_or(node.attributes.get("start"), 1)
-    items = [c for c in children(node) if c.tag == "li"]
-    lines = []
-    for offset, item in enumerate(items):
-        marker = f"{start + offset}. " if ordered else "- "
-        lines.append(render_list_item(item, marker))
-    return "\n".join(lines)
+    return "\n".join(
+        render_list_item(item, f"{start + offset}. ") for offset, item in enumerate(items)
+    )
 
 
 def render_list_item(item: LexborNode, marker: str) -> str:
@@ -281,6 +282,8 @@ def render_list_item(item: LexborNode, marker: str) -> str:
             body += "\n" + block  # a nested list hugs its parent item
         else:
             body += "\n\n" + block
+    if "\n" not in body:
+        return marker + body
     indent = " " * len(marker)
     lines = body.split("\n")
     rest = [f"{indent}{line}" if line else "" for line in lines[1:]]
@@ -288,7 +291,7 @@ def render_list_item(item: LexborNode, marker: str) -> str:
 
 
 def is_list_block(block: str) -> bool:
-    return re.match(r"(?:- |\d+\. )", block) is not None
+    return LIST_BLOCK.match(block) is not None
 
 
 def int_or(value: str | None, default: int) -> int:
@@ -343,7 +346,7 @@ def table_line(cells: list[str]) -> str:
 
 
 def render_inline_children(node: LexborNode) -> str:
-    return "".join(render_inline(child) for child in children(node))
+    return "".join([render_inline(child) for child in node.iter(include_text=True)])
 
 
 def render_inline(node: LexborNode) -> str:
