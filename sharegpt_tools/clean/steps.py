@@ -34,7 +34,7 @@ class Outcome:
 
     source: str
     id: str | None
-    original: str
+    original: bytes | str  # UTF-8 JSON text (bytes as orjson writes them: no decode/encode)
     record: dict | None = None
     reason: str | None = None
     detail: str = ""
@@ -45,12 +45,16 @@ class Outcome:
     layout: str = ""  # the row layout it was read with (clean.row_layout), for the summary
 
 
-def original_json(value: object) -> str:
-    """The input row as JSON text; big integers that orjson refuses go through json."""
+def original_json(value: object) -> bytes:
+    """The input row as UTF-8 JSON text; big integers that orjson refuses go through json.
+
+    Bytes, not str: Arrow takes UTF-8 bytes as they are, while a str with non-ASCII text would
+    be encoded once more (measured 13 µs per row of a 7 KB dump).
+    """
     try:
-        return orjson.dumps(value).decode("utf-8")
+        return orjson.dumps(value)
     except TypeError:
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
 
 
 def near_dup_params(options: CleanOptions) -> NearDupParams:
