@@ -157,3 +157,17 @@ def test_br_is_a_hard_line_break_in_its_paragraph(fixtures: Path) -> None:
     assert "<p>Dear Sam,<br />\nthank you for the letter.<br />\nBest,<br />\nAlex</p>" in rendered
     assert "<li>first line<br />\nsecond line</li>" in rendered
     assert "<td>mix<br>then bake</td>" in rendered
+
+
+def test_tidy_line_is_whitespace_collapsing_whatever_the_spaces() -> None:
+    """The shortcut for already tidy text never changes what the split-and-join would give:
+    NBSP, ideographic and line separators, control whitespace, emoji and zero-width marks."""
+    import random
+
+    from sharegpt_tools.clean.html import tidy_line
+
+    pool = " \t\n\r\x0b\x0c\x1c\x85\xa0\u2000\u2028\u3000\u200b\u200dab✓😀"
+    rng = random.Random(12)
+    for _ in range(20000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 8)))
+        assert tidy_line(text) == " ".join(text.split()), repr(text)
