@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,9 +28,8 @@ from functools import lru_cache
 import numpy as np
 
 # Words, but each CJK/kana/hangul character on its own: those scripts do not separate words.
-CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
-TOKEN = re.compile(rf"[{CJK}]|[^\W_]+", re.U)
-HAS_CJK = re.compile(rf"[{CJK}]")
+CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF))
+HAS_CJK = re.compile("[" + "".join(f"{chr(low)}-{chr(high)}" for low, high in CJK_RANGES) + "]")
 _MIX = np.random.default_rng(20230701).integers(1, 2**63, size=64, dtype=np.uint64) | np.uint64(1)
 
 
@@ -119,14 +117,19 @@ def with_cjk_turns(
     hashes: np.ndarray, cuts: np.ndarray, cjk: dict[int, str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """The flat hashes and turn offsets with each CJK turn's whitespace words replaced by its
-    own words (every CJK character one word, punctuation dropped: `cjk_word_hashes`)."""
+    own words (every CJK character one word, punctuation dropped: `cjk_word_hashes`), all CJK
+    turns in one pass (a newline between them ends a word)."""
+    order = sorted(cjk)
+    texts = [cjk[turn] for turn in order]
+    words, starts = cjk_word_spans("\n".join(texts))
+    ends = np.cumsum([len(text) + 1 for text in texts])
+    own = np.split(words, np.searchsorted(starts, ends[:-1]))
     parts, counts = [], np.diff(cuts)
     taken = 0
-    for turn, text in sorted(cjk.items()):
+    for turn, turn_words in zip(order, own, strict=True):
         parts.append(hashes[taken : cuts[turn]])
-        words = cjk_word_hashes(text)
-        parts.append(words)
-        counts[turn] = words.size
+        parts.append(turn_words)
+        counts[turn] = turn_words.size
         taken = cuts[turn + 1]
     parts.append(hashes[taken:])
     return np.concatenate(parts), np.concatenate(([0], np.cumsum(counts)))
@@ -173,15 +176,51 @@ def word_hashes(text: str) -> np.ndarray:
 
 
 def cjk_word_hashes(lowered: str) -> np.ndarray:
-    """Words of a lower-cased text with CJK in it: each CJK character is a word of its own."""
-    tokens = TOKEN.findall(lowered)
-    return np.fromiter(map(token_hash, tokens), dtype=np.uint64, count=len(tokens))
+    """Words of a lower-cased text with CJK in it: each CJK character is a word of its own, and
+    so is each run of other letters and digits (punctuation and spaces separate words)."""
+    return cjk_word_spans(lowered)[0]
 
 
-@lru_cache(maxsize=1 << 18)
-def token_hash(token: str) -> int:
-    # Words follow Zipf's law: a cache hit is several times cheaper than encoding and hashing.
-    return zlib.crc32(token.encode("utf-8"))
+def cjk_word_spans(lowered: str) -> tuple[np.ndarray, np.ndarray]:
+    """(hashes, code point offsets where each word starts) of the words of `cjk_word_hashes`.
+
+    Vectorised over the code points, with the polynomial hash of `whitespace_word_spans` taken
+    over code points instead of bytes (an ASCII word hashes alike in both). Numpy's per-call cost
+    is much of the time for one short turn: join a chunk's turns and call this once.
+    """
+    points = np.frombuffer(lowered.encode("utf-32-le"), dtype=np.uint32)
+    if points.size == 0:
+        return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
+    cjk = np.zeros(points.size, dtype=bool)
+    for low, high in CJK_RANGES:
+        cjk |= (points >= low) & (points <= high)
+    lettered = is_alphanumeric(points) & ~cjk
+    edge = np.concatenate(([False], lettered, [False]))
+    runs_start = np.flatnonzero(edge[1:-1] & ~edge[:-2])
+    runs_end = np.flatnonzero(edge[1:-1] & ~edge[2:]) + 1
+    singles = np.flatnonzero(cjk)
+    starts = np.concatenate((runs_start, singles))
+    ends = np.concatenate((runs_end, singles + 1))
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], ends[order]
+    return span_hashes(points.astype(np.uint64), starts, ends), starts
+
+
+def is_alphanumeric(points: np.ndarray) -> np.ndarray:
+    """str.isalnum() of each code point: a table for the Basic Multilingual Plane, the few code
+    points beyond it (emoji, rare scripts) one by one."""
+    table = alphanumeric_table()
+    inside = points < table.size
+    result = np.zeros(points.size, dtype=bool)
+    result[inside] = table[points[inside]]
+    for i in np.flatnonzero(~inside):
+        result[i] = chr(points[i]).isalnum()
+    return result
+
+
+@lru_cache(maxsize=1)
+def alphanumeric_table() -> np.ndarray:
+    return np.array([chr(point).isalnum() for point in range(0x10000)], dtype=bool)
 
 
 # Polynomial hashing of the UTF-8 bytes, vectorised: with C = cumsum(b_j · P^-j) (mod 2^64),
@@ -230,13 +269,18 @@ def whitespace_word_spans(data: bytes) -> tuple[np.ndarray, np.ndarray]:
         ends = np.concatenate((ends, [codes.size]))
     if starts.size == 0:
         return empty
-    forward, backward = power_tables(codes.size)
-    prefix = np.empty(codes.size + 1, dtype=np.uint64)  # prefix[0] = 0, then the running sums
+    return span_hashes(codes, starts, ends), starts
+
+
+def span_hashes(units: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The polynomial hash of each span [start, end) of `units` (bytes or code points)."""
+    forward, backward = power_tables(units.size)
+    prefix = np.empty(units.size + 1, dtype=np.uint64)  # prefix[0] = 0, then the running sums
     prefix[0] = 0
     with np.errstate(over="ignore"):
-        np.multiply(codes, backward[: codes.size], out=prefix[1:])
+        np.multiply(units, backward[: units.size], out=prefix[1:])
         np.cumsum(prefix[1:], out=prefix[1:])
-        return forward[ends - 1] * (prefix[ends] - prefix[starts]), starts
+        return forward[ends - 1] * (prefix[ends] - prefix[starts])
 
 
 # How band_layout weighs false positives against false negatives (see there).
