@@ -171,3 +171,16 @@ def test_tidy_line_is_whitespace_collapsing_whatever_the_spaces() -> None:
     for _ in range(20000):
         text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 8)))
         assert tidy_line(text) == " ".join(text.split()), repr(text)
+
+
+def test_a_nested_tables_rows_stay_in_their_cell() -> None:
+    """Rows are the table's own (in thead/tbody or directly under it): a table inside a cell
+    does not add rows to the outer one."""
+    html = (
+        "<table><thead><tr><th>a</th><th>b</th></tr></thead><tbody>"
+        "<tr><td>1</td><td><table><tr><td>x</td></tr><tr><td>y</td></tr></table></td></tr>"
+        "</tbody></table>"
+    )
+    lines = html_to_markdown(f"<div>{html}</div>").splitlines()
+    assert len(lines) == 3 and lines[:2] == ["| a | b |", "| --- | --- |"]
+    assert lines[2].startswith("| 1 | ")
