@@ -16,14 +16,13 @@ from sharegpt_tools.clean.steps import Outcome, RowCleaner
 from sharegpt_tools.io.readers import RawRow
 from sharegpt_tools.records import CLEAN_SCHEMA, REJECTS_SCHEMA, TURN_TYPE
 
-# Candidates carry what pass 2 and the main process need besides the record itself.
+# Candidates carry what the main process needs to judge and reject them besides the record.
 CANDIDATE_SCHEMA = (
     CLEAN_SCHEMA.append(pa.field("_signature", pa.binary()))
     .append(pa.field("_original", pa.string()))
     .append(pa.field("_exact", pa.uint64()))
     .append(pa.field("_bands", pa.binary()))
 )
-SPILLED_COLUMNS = [name for name in CANDIDATE_SCHEMA.names if name not in ("_exact", "_bands")]
 
 
 @dataclass

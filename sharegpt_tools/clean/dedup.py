@@ -11,19 +11,22 @@ classic MinHash (Shrivastava, "Optimal Densification for Fast and Accurate Minwi
 ICML 2017); `benchmarks/near_dup_quality.py` measures the recall and precision against datasketch.
 
 We do not keep an in-memory `MinHashLSH` index: at 9 bands it costs several KB of Python objects per
-conversation. Instead the workers compute each conversation's band hashes, the stage spills them
-with the candidate rows, and `find_near_duplicates` groups equal band hashes with a sort over a
-compact (n × bands) uint64 array — the datatrove recipe — then confirms each candidate pair with
-the signatures' estimated Jaccard similarity before rejecting anything.
+conversation. Instead the workers compute each conversation's band hashes, and the main process
+looks each chunk's up in a compact sorted index of band keys (`NearDupIndex`, ~16 bytes per key),
+confirming each candidate pair with the signatures' estimated Jaccard similarity (read back from a
+file) before rejecting anything. Rows are judged as they arrive, so the stage writes its output in
+one pass.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import groupby
+from pathlib import Path
 
 import numpy as np
 
@@ -456,59 +459,144 @@ def mix_ngrams(token_hashes: np.ndarray, width: int, count: int) -> np.ndarray:
 class NearDuplicate:
     index: int  # row index (in candidate order) of the duplicate
     kept: int  # row index of the conversation kept in its place
-    similarity: float  # estimated Jaccard similarity to `kept`
+    similarity: float  # estimated Jaccard similarity to the first earlier row it resembles
 
 
-def candidate_pairs(bands: np.ndarray) -> set[tuple[int, int]]:
-    """(earlier, later) row pairs that share at least one band bucket."""
-    pairs: set[tuple[int, int]] = set()
-    n = bands.shape[0]
-    if n < 2:
-        return pairs
-    for column in bands.T:
-        order = np.argsort(column, kind="stable")
-        sorted_keys = column[order]
-        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-        sizes = np.diff(np.r_[starts, n])
-        for start, size in zip(starts[sizes > 1], sizes[sizes > 1], strict=True):
-            members = order[start : start + size]  # stable sort: ascending row order
-            first = int(members[0])
-            pairs.update((first, int(later)) for later in members[1:])
-    return pairs
+class BandIndex:
+    """Band key → the first row that had it, for millions of keys in little memory.
 
-
-def find_near_duplicates(
-    bands: np.ndarray,
-    signature_of: Callable[[list[int]], dict[int, np.ndarray]],
-    threshold: float,
-) -> list[NearDuplicate]:
-    """Rows to reject as near duplicates, each pointing at the earliest row of its cluster.
-
-    `signature_of(indexes)` loads the signatures of just the rows involved in candidate pairs, so
-    memory follows the number of duplicates, not the size of the input.
+    Keys live in sorted numpy runs merged like a binary counter (a log-structured index): 16 bytes
+    per key instead of a Python dict's ~100, a chunk's keys looked up in one vectorised search per
+    run, and each key merged into a larger run about log2(rows / chunk) times in all.
     """
-    pairs = candidate_pairs(bands)
-    if not pairs:
-        return []
-    signatures = signature_of(sorted({i for pair in pairs for i in pair}))
-    parent: dict[int, int] = {}
 
-    def root(i: int) -> int:
-        while parent.get(i, i) != i:
-            i = parent[i]
-        return i
+    def __init__(self) -> None:
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted keys, their first rows)
 
-    similarity: dict[int, float] = {}
-    for earlier, later in sorted(pairs):
-        estimate = float(np.mean(signatures[earlier] == signatures[later]))
-        if estimate < threshold:
-            continue  # an LSH false positive
-        a, b = root(earlier), root(later)
-        if a != b:
-            parent[max(a, b)] = min(a, b)  # the earliest row of a cluster is the one kept
-        similarity.setdefault(later, estimate)
-    return [
-        NearDuplicate(index=i, kept=root(i), similarity=similarity.get(i, 1.0))
-        for i in sorted(parent)
-        if root(i) != i
-    ]
+    def first_rows(self, keys: np.ndarray) -> np.ndarray:
+        """The first row of each of the sorted `keys`' buckets, -1 for keys never added."""
+        found = np.full(keys.size, -1, dtype=np.int64)
+        for run_keys, run_rows in self.runs:
+            at = np.minimum(np.searchsorted(run_keys, keys), run_keys.size - 1)
+            hit = run_keys[at] == keys
+            found[hit] = run_rows[at[hit]]
+        return found
+
+    def add(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        """Add sorted keys the index does not hold yet, each once, with their first rows."""
+        if not keys.size:
+            return
+        run = (keys, rows)
+        # Each run is more than twice the next: log2(keys) runs at most, whatever the chunks add.
+        while self.runs and self.runs[-1][0].size <= 2 * run[0].size:
+            run = merge_runs(self.runs.pop(), run)
+        self.runs.append(run)
+
+    @property
+    def size(self) -> int:
+        return sum(keys.size for keys, _ in self.runs)
+
+
+def merge_runs(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two sorted (keys, rows) runs with no key in common → one, in linear time."""
+    at = np.searchsorted(a[0], b[0]) + np.arange(b[0].size)  # where b's keys land in the merge
+    from_a = np.ones(a[0].size + b[0].size, dtype=bool)
+    from_a[at] = False
+    merged = []
+    for values_a, values_b in zip(a, b, strict=True):
+        values = np.empty(from_a.size, dtype=values_a.dtype)
+        values[at] = values_b
+        values[from_a] = values_a
+        merged.append(values)
+    return merged[0], merged[1]
+
+
+class SignatureFile:
+    """Every row's signature, appended to a file and read back by row: only the rows of candidate
+    pairs are ever read, so memory does not grow with the input (512 bytes a row on disk)."""
+
+    def __init__(self, path: Path, num_perm: int) -> None:
+        self.path = path
+        self.width = num_perm * 4  # uint32 values
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+
+    def append(self, signatures: np.ndarray) -> None:
+        data = np.ascontiguousarray(signatures, dtype=np.uint32).tobytes()
+        while data:
+            data = data[os.write(self.fd, data) :]
+
+    def read(self, row: int) -> np.ndarray:
+        return np.frombuffer(os.pread(self.fd, self.width, row * self.width), dtype=np.uint32)
+
+    def close(self) -> None:
+        os.close(self.fd)
+        self.path.unlink(missing_ok=True)
+
+
+class NearDupIndex:
+    """Near duplicates found as the rows arrive, in input order (the stage needs no second pass).
+
+    A row's candidates are the first rows of the band buckets it falls into (the datatrove recipe:
+    one comparison per bucket, not one per pair of members); a candidate whose signature agrees
+    with the row's on at least `threshold` of the positions makes the row a near duplicate. It
+    then points at the kept row of that candidate's cluster (the earliest kept row when it
+    resembles several clusters). A row is only ever rejected for resembling an earlier row: a
+    later row that resembles two kept rows does not reject the second one after the fact.
+    """
+
+    def __init__(self, threshold: float, num_perm: int, signature_path: Path) -> None:
+        self.threshold = threshold
+        self.buckets = BandIndex()
+        self.signatures = SignatureFile(signature_path, num_perm)
+        self.rows = 0
+        self.kept_as: dict[int, int] = {}  # near-duplicate row → the kept row it duplicates
+
+    def add_chunk(self, bands: np.ndarray, signatures: np.ndarray) -> list[NearDuplicate]:
+        """Index the next rows ((rows, bands) uint64 band hashes, (rows, num_perm) uint32
+        signatures) and return those that are near duplicates of an earlier row."""
+        count, width = bands.shape
+        first_row = self.rows
+        rows = np.repeat(np.arange(first_row, first_row + count, dtype=np.int64), width)
+        # Each band has buckets of its own: equal hashes of two different bands are no match.
+        keys = (bands ^ fmix64(np.arange(1, width + 1, dtype=np.uint64))).ravel()
+        # Sorted distinct keys, each with its first row in the chunk (row-major: the earliest).
+        distinct, first_at, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        firsts = self.buckets.first_rows(distinct)
+        new = firsts < 0
+        firsts[new] = rows[first_at[new]]
+        self.buckets.add(distinct[new], firsts[new])
+        self.signatures.append(signatures)
+        self.rows += count
+        firsts = firsts[inverse.ravel()]
+        earlier = firsts != rows
+        # (later, earlier) pairs as one int64 each, sorted: each row's candidates ascending
+        pairs = np.unique((rows[earlier] << 32) | firsts[earlier]).tolist()
+        found = []
+        for later, group in groupby(pairs, key=lambda pair: pair >> 32):
+            candidates = [pair & 0xFFFFFFFF for pair in group]
+            duplicate = self._verify(later, signatures[later - first_row], candidates)
+            if duplicate is not None:
+                found.append(duplicate)
+        return found
+
+    def _verify(
+        self, row: int, signature: np.ndarray, candidates: list[int]
+    ) -> NearDuplicate | None:
+        similarity, kept = None, None
+        for candidate in candidates:
+            agree = np.count_nonzero(self.signatures.read(candidate) == signature)
+            estimate = agree / signature.size
+            if estimate < self.threshold:
+                continue  # an LSH false positive
+            root = self.kept_as.get(candidate, candidate)
+            kept = root if kept is None else min(kept, root)
+            similarity = estimate if similarity is None else similarity
+        if kept is None or similarity is None:
+            return None
+        self.kept_as[row] = kept
+        return NearDuplicate(index=row, kept=kept, similarity=similarity)
+
+    def close(self) -> None:
+        self.signatures.close()

@@ -1,11 +1,10 @@
 """The `clean` stage: raw dumps → data/clean/{conversations,rejects}.parquet + manifest.json.
 
-Pass 1 streams the inputs: rows are cleaned in worker processes (`steps.RowCleaner`), in bounded
-chunks so memory never grows with the input; the main process catches duplicate ids and exact
-duplicates, writes rejects at once, and spills the surviving candidates to a temporary Parquet file
-together with their MinHash signatures (band hashes stay in a compact in-memory array).
-Near duplicates are then found with one sort per band (`dedup.find_near_duplicates`), and pass 2
-copies the candidates into `conversations.parquet`, diverting the near duplicates to the rejects.
+One pass over the inputs: rows are cleaned in worker processes (`steps.RowCleaner`), in bounded
+chunks so memory never grows with the input; the main process judges each chunk, in input order,
+for duplicate ids, exact duplicates and near duplicates of the rows before it (`dedup.NearDupIndex`:
+a compact index of band hashes, the signatures in a temporary file), and writes every row at once
+to `conversations.parquet` or to the rejects.
 
 Accounting invariant: every input row lands in exactly one of the two files.
 """
@@ -31,13 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sharegpt_tools.clean.batches import (
-    CANDIDATE_SCHEMA,
-    SPILLED_COLUMNS,
-    ChunkResult,
-    clean_chunk,
-)
-from sharegpt_tools.clean.dedup import band_layout, find_near_duplicates
+from sharegpt_tools.clean.batches import ChunkResult, clean_chunk
+from sharegpt_tools.clean.dedup import NearDupIndex
 from sharegpt_tools.clean.options import CleanOptions
 from sharegpt_tools.clean.steps import RowCleaner
 from sharegpt_tools.io.readers import RawRow, RowReader
@@ -52,8 +46,7 @@ from sharegpt_tools.workspace import (
     write_json_atomic,
 )
 
-CANDIDATES = ".candidates.parquet"
-SPILLED_SCHEMA = pa.schema([CANDIDATE_SCHEMA.field(name) for name in SPILLED_COLUMNS])
+SIGNATURES = ".signatures.bin"  # temporary: the near-duplicate index's signatures, by row
 # Options that change how the stage runs, never what it writes (chunks are cleaned row by row and
 # consumed in input order, so neither the worker count nor the chunk size changes a row): kept in
 # the manifest, left out of the fingerprint so that a re-run with other ones is not "new data".
@@ -209,13 +202,19 @@ class RejectSink:
 
 
 class DedupState:
-    """What pass 1 remembers about kept rows: ids, exact keys, band hashes (compact)."""
+    """What the stage remembers about kept rows: ids, exact keys, and the near-duplicate index."""
 
-    def __init__(self, options: CleanOptions) -> None:
+    def __init__(self, options: CleanOptions, signature_path: Path) -> None:
         self.options = options
         self.ids: dict[str, str] = {}  # id -> source of the row that kept it
         self.exact: dict[int, str] = {}  # exact key -> id kept
-        self.bands = bytearray()
+        self.candidate_ids: list[str] = []  # the id of each row that reached near dedup
+        self.near = (
+            NearDupIndex(options.near_threshold, options.num_perm, signature_path)
+            if options.near_dedup
+            else None
+        )
+        self.near_dedup_s = 0.0
 
     def verdict(self, row_id: str, exact: int) -> tuple[str, str] | None:
         if row_id in self.ids:
@@ -224,10 +223,73 @@ class DedupState:
             return Reason.EXACT_DUPLICATE, f"same text as kept id {self.exact[exact]}"
         return None
 
-    def remember(self, row_id: str, exact: int, source: str, bands: bytes) -> None:
+    def remember(self, row_id: str, exact: int, source: str) -> None:
         self.ids[row_id] = source
         self.exact.setdefault(exact, row_id)
-        self.bands += bands
+        self.candidate_ids.append(row_id)
+
+    def near_duplicates(self, batch: pa.RecordBatch) -> dict[int, str]:
+        """Batch row → reject detail, for the rows (all remembered) that are near duplicates."""
+        if self.near is None or not batch.num_rows:
+            return {}
+        started = time.perf_counter()
+        first = self.near.rows
+        bands = batch_array(batch.column("_bands"), np.uint64, batch.num_rows)
+        signature_width = self.options.num_perm * 4
+        # A row without words has no signature; its bands are its own (see steps.py).
+        signatures = [s or bytes(signature_width) for s in batch.column("_signature").to_pylist()]
+        values = np.frombuffer(b"".join(signatures), dtype=np.uint32).reshape(batch.num_rows, -1)
+        details = {
+            dup.index - first: f"near duplicate of kept id {self.candidate_ids[dup.kept]} "
+            f"(estimated Jaccard {dup.similarity:.2f} ≥ {self.options.near_threshold})"
+            for dup in self.near.add_chunk(bands, values)
+        }
+        self.near_dedup_s += time.perf_counter() - started
+        return details
+
+    def close(self) -> None:
+        """Remove the signature file (the stage folder must hold only what it publishes)."""
+        if self.near is not None:
+            self.near.close()
+            self.near = None
+
+
+def batch_array(column: pa.Array, dtype: type, rows: int) -> np.ndarray:
+    """A binary column of equal-length values as a (rows, values per row) array."""
+    return np.frombuffer(b"".join(column.to_pylist()), dtype=dtype).reshape(rows, -1)
+
+
+class ConversationSink:
+    """Kept rows → conversations.parquet, in row groups of about ROW_GROUP_ROWS rows (a worker's
+    chunk is smaller: a row group each would cost compression and metadata)."""
+
+    ROW_GROUP_ROWS = 1000
+
+    def __init__(self, path: Path, accounting: Accounting) -> None:
+        self.writer = pq.ParquetWriter(path, CLEAN_SCHEMA, compression="zstd")
+        self.accounting = accounting
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = 0
+
+    def write(self, kept: pa.RecordBatch) -> None:
+        if not kept.num_rows:
+            return
+        self.accounting.rows.kept += kept.num_rows
+        self.accounting.models.update(kept.column("model").to_pylist())
+        self.accounting.languages.update(kept.column("language").to_pylist())
+        self.pending.append(kept.select(CLEAN_SCHEMA.names))
+        self.pending_rows += kept.num_rows
+        if self.pending_rows >= self.ROW_GROUP_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.writer.write_table(pa.Table.from_batches(self.pending, CLEAN_SCHEMA))
+        self.pending, self.pending_rows = [], 0
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
 
 
 def run_clean(
@@ -243,32 +305,25 @@ def run_clean(
     # The input's size sizes the advice if the disk fills up (the output is about as large).
     with workspace.writing_stage("clean", expected_bytes=reader.total_bytes) as out:
         rejects = RejectSink(out / REJECTS, accounting)
-        state = DedupState(options)
-        # The spill is temporary: lz4 and no dictionary pages cost the main process far less
-        # than zstd and dictionary attempts on the original rows.
-        spill = pq.ParquetWriter(
-            out / CANDIDATES, SPILLED_SCHEMA, compression="lz4", use_dictionary=False
-        )
+        kept = ConversationSink(out / CONVERSATIONS, accounting)
+        state = DedupState(options, out / SIGNATURES)
         # closing(): on any error the workers are stopped here, not whenever the generator is
         # collected (the traceback keeps it alive until the error is handled).
-        with spill as candidates, closing(clean_chunks(reader, options)) as chunks:
+        with closing(state), closing(clean_chunks(reader, options)) as chunks:
             for chunk in chunks:
                 accounting.rows.rows_in += chunk.kept.num_rows + chunk.rejects.num_rows
                 accounting.fixes.update(chunk.fixes)
                 accounting.layouts.update(chunk.layouts)
                 rejects.write(chunk.rejects)
-                route_candidates(chunk.kept, state, rejects, candidates)
+                route_candidates(chunk.kept, state, rejects, kept)
                 if progress:
                     progress(reader.bytes_read, reader.total_bytes, accounting.rows.rows_in)
         if progress:
             progress(reader.total_bytes, reader.total_bytes, accounting.rows.rows_in)
-        timings["read_and_clean_s"] = time.perf_counter() - started
-
-        near = near_duplicates(out / CANDIDATES, state, options)
-        timings["near_dedup_s"] = time.perf_counter() - started - timings["read_and_clean_s"]
-        write_conversations(out, near, rejects, accounting)
+        kept.close()
         rejects.close()
-        (out / CANDIDATES).unlink()
+        timings["read_and_clean_s"] = time.perf_counter() - started
+        timings["near_dedup_s"] = state.near_dedup_s
         timings["total_s"] = time.perf_counter() - started
         manifest = build_manifest(reader.inputs, options, accounting, timings)
         write_json_atomic(out / MANIFEST, manifest)
@@ -276,30 +331,38 @@ def run_clean(
 
 
 def route_candidates(
-    batch: pa.RecordBatch, state: DedupState, rejects: RejectSink, candidates: pq.ParquetWriter
+    batch: pa.RecordBatch, state: DedupState, rejects: RejectSink, kept: ConversationSink
 ) -> None:
-    """Duplicate ids and exact duplicates across chunks go to rejects; the rest is spilled."""
+    """Duplicate ids, exact and near duplicates (of rows of earlier chunks, or earlier in this
+    one) go to the rejects; the rest to conversations.parquet."""
     if not batch.num_rows:
         return
     ids = batch.column("id").to_pylist()
     exact = batch.column("_exact").to_pylist()
     sources = batch.column("source").to_pylist()
-    bands = batch.column("_bands").to_pylist()
-    keep = np.ones(batch.num_rows, dtype=bool)
-    reasons: list[str] = []
-    details: list[str] = []
+    verdicts: dict[int, tuple[str, str]] = {}
     for i, row_id in enumerate(ids):
         verdict = state.verdict(row_id, exact[i])
         if verdict is None:
-            state.remember(row_id, exact[i], sources[i], bands[i])
+            state.remember(row_id, exact[i], sources[i])
         else:
-            keep[i] = False
-            reasons.append(str(verdict[0]))
-            details.append(verdict[1])
-    if reasons:
-        dropped = batch.filter(pa.array(~keep))
-        rejects.write(reject_rows(dropped, reasons, details))
-    candidates.write(batch.filter(pa.array(keep)).select(SPILLED_SCHEMA.names))
+            verdicts[i] = (str(verdict[0]), verdict[1])
+    remembered = [i for i in range(batch.num_rows) if i not in verdicts]
+    candidates = batch if not verdicts else batch.take(pa.array(remembered, pa.int64()))
+    near = state.near_duplicates(candidates)
+    verdicts.update((remembered[i], (str(Reason.NEAR_DUPLICATE), d)) for i, d in near.items())
+    if not verdicts:
+        kept.write(batch)
+        return
+    dropped = sorted(verdicts)
+    rejects.write(
+        reject_rows(
+            batch.take(pa.array(dropped, pa.int64())),
+            [verdicts[i][0] for i in dropped],
+            [verdicts[i][1] for i in dropped],
+        )
+    )
+    kept.write(batch.take(pa.array([i for i in range(batch.num_rows) if i not in verdicts])))
 
 
 def reject_rows(batch: pa.RecordBatch, reasons: list[str], details: list[str]) -> pa.RecordBatch:
@@ -314,97 +377,6 @@ def reject_rows(batch: pa.RecordBatch, reasons: list[str], details: list[str]) -
         ],
         schema=REJECTS_SCHEMA,
     )
-
-
-def near_duplicates(candidates: Path, state: DedupState, options: CleanOptions) -> dict[int, str]:
-    """Candidate row index -> reject detail, for rows that are near duplicates of a kept row."""
-    if not options.near_dedup or not state.bands:
-        return {}
-    bands_per_row, _ = band_layout(options.near_threshold, options.num_perm)
-    bands = np.frombuffer(bytes(state.bands), dtype=np.uint64).reshape(-1, bands_per_row)
-
-    def signature_of(indexes: list[int]) -> dict[int, np.ndarray]:
-        return read_signatures(candidates, set(indexes))
-
-    found = find_near_duplicates(bands, signature_of, options.near_threshold)
-    if not found:
-        return {}
-    ids = read_ids(candidates)
-    return {
-        dup.index: f"near duplicate of kept id {ids[dup.kept]} "
-        f"(estimated Jaccard {dup.similarity:.2f} ≥ {options.near_threshold})"
-        for dup in found
-    }
-
-
-def read_rows_at(spill: Path, wanted: set[int], columns: list[str]) -> dict[int, dict]:
-    """Some columns of the spilled rows at `wanted` positions, reading only their row groups.
-
-    Near duplicates are a few percent of the rows: touching just their row groups keeps pass 2
-    from decompressing every original row a second time.
-    """
-    parquet = pq.ParquetFile(spill)
-    found: dict[int, dict] = {}
-    start = 0
-    for group in range(parquet.metadata.num_row_groups):
-        size = parquet.metadata.row_group(group).num_rows
-        hits = [i for i in range(start, start + size) if i in wanted]
-        if hits:
-            rows = parquet.read_row_group(group, columns=columns, use_threads=False).to_pylist()
-            found.update((i, rows[i - start]) for i in hits)
-        start += size
-    return found
-
-
-def read_signatures(spill: Path, wanted: set[int]) -> dict[int, np.ndarray]:
-    rows = read_rows_at(spill, wanted, ["_signature"])
-    return {i: np.frombuffer(row["_signature"], dtype=np.uint32) for i, row in rows.items()}
-
-
-def read_ids(spill: Path) -> list[str]:
-    return pq.read_table(spill, columns=["id"]).column(0).to_pylist()
-
-
-def write_conversations(
-    out: Path, near: dict[int, str], rejects: RejectSink, accounting: Accounting
-) -> None:
-    """Pass 2: candidates → conversations.parquet, near duplicates → rejects."""
-    spill = out / CANDIDATES
-    write_near_duplicate_rejects(spill, near, rejects)
-    offset = 0
-    # Single-threaded reading: with threads pyarrow reads row groups ahead of a slower consumer,
-    # and memory then grows with the size of the spill (measured +190 MB at 100k rows).
-    batches = pq.ParquetFile(spill).iter_batches(
-        batch_size=1000, columns=CLEAN_SCHEMA.names, use_threads=False
-    )
-    with pq.ParquetWriter(out / CONVERSATIONS, CLEAN_SCHEMA, compression="zstd") as writer:
-        for batch in batches:
-            positions = range(offset, offset + batch.num_rows)
-            keep = np.fromiter((p not in near for p in positions), dtype=bool, count=batch.num_rows)
-            kept = batch if keep.all() else batch.filter(pa.array(keep))
-            writer.write(kept)
-            accounting.rows.kept += kept.num_rows
-            accounting.models.update(kept.column("model").to_pylist())
-            accounting.languages.update(kept.column("language").to_pylist())
-            offset += batch.num_rows
-
-
-def write_near_duplicate_rejects(spill: Path, near: dict[int, str], rejects: RejectSink) -> None:
-    if not near:
-        return
-    rows = read_rows_at(spill, set(near), ["id", "source", "_original"])
-    ordered = sorted(rows)
-    table = pa.table(
-        {
-            "id": [rows[i]["id"] for i in ordered],
-            "reason": [str(Reason.NEAR_DUPLICATE)] * len(ordered),
-            "detail": [near[i] for i in ordered],
-            "source": [rows[i]["source"] for i in ordered],
-            "original": [rows[i]["_original"] for i in ordered],
-        },
-        schema=REJECTS_SCHEMA,
-    )
-    rejects.write(table)
 
 
 def build_manifest(

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from sharegpt_tools.clean.dedup import (
+    BandIndex,
     MinHashScheme,
+    NearDupIndex,
     NearDupParams,
     Signer,
     WordTable,
     band_layout,
     exact_key,
-    find_near_duplicates,
     shingle_hashes,
     word_hashes,
 )
@@ -39,23 +42,83 @@ def signer_for(**params: object) -> Signer:
     return Signer(MinHashScheme.for_params(NearDupParams(**params)))  # type: ignore[arg-type]
 
 
-def run(texts: list[str], threshold: float = 0.8) -> list[tuple[int, int]]:
+def run(
+    tmp_path: Path, texts: list[str], threshold: float = 0.8, chunk: int = 256
+) -> list[tuple[int, int]]:
+    """(row, kept row) of the near duplicates, the rows fed to the index `chunk` at a time."""
     signer = signer_for(threshold=threshold)
     signatures = signer.signatures(WordTable.of([[t] for t in texts])).values
     bands = signer.band_hashes(signatures)
-    found = find_near_duplicates(bands, lambda idx: {i: signatures[i] for i in idx}, threshold)
+    index = NearDupIndex(threshold, 128, tmp_path / "signatures.bin")
+    found = []
+    for start in range(0, len(texts), chunk):
+        found += index.add_chunk(bands[start : start + chunk], signatures[start : start + chunk])
+    index.close()
+    assert not (tmp_path / "signatures.bin").exists()
     return [(d.index, d.kept) for d in found]
 
 
-def test_near_duplicates_point_at_the_earliest_kept_row() -> None:
+def test_near_duplicates_point_at_the_earliest_kept_row(tmp_path: Path) -> None:
     near = BASE.replace("lazy", "sleepy")
     unrelated = "A completely different sentence about databases, indexes and query planners."
-    assert run([BASE, unrelated, near, near + " indeed"]) == [(2, 0), (3, 0)]
+    texts = [BASE, unrelated, near, near + " indeed"]
+    for chunk in (1, 2, 4):  # across chunks and within one: the same verdicts
+        assert run(tmp_path, texts, chunk=chunk) == [(2, 0), (3, 0)]
 
 
-def test_dissimilar_texts_are_not_flagged() -> None:
+def test_dissimilar_texts_are_not_flagged(tmp_path: Path) -> None:
     half = " ".join(BASE.split()[:40]) + " but then something else entirely happened to everyone"
-    assert run([BASE, half]) == []
+    assert run(tmp_path, [BASE, half]) == []
+
+
+def test_a_chain_of_edits_points_at_its_first_row(tmp_path: Path) -> None:
+    """Each text is a small edit of the one before: all of them duplicate the first one kept,
+    also when a later edit no longer resembles the first text itself."""
+    words = BASE.split()
+    chain = [" ".join(words)]
+    for step in range(1, 6):
+        edited = list(words)
+        edited[12 * step] = f"changed{step}"
+        words = edited
+        chain.append(" ".join(edited))
+    signer = signer_for()
+    first_and_last = signer.signatures(WordTable.of([[chain[0]], [chain[-1]]])).values
+    assert np.mean(first_and_last[0] == first_and_last[1]) < 0.8  # not alike by themselves
+    assert run(tmp_path, chain, chunk=2) == [(row, 0) for row in range(1, 6)]
+
+
+def test_a_row_that_resembles_two_kept_rows_does_not_reject_the_later_one(tmp_path: Path) -> None:
+    """Rows are judged as they arrive: B (unlike A) stays kept when C, resembling both A and B,
+    comes after it; C points at the earlier of the two."""
+    blocks = [" ".join(f"w{block}x{i}" for i in range(50)) for block in range(3)]
+    a = blocks[0] + " " + blocks[1]
+    b = blocks[1] + " " + blocks[2]  # Jaccard with a: ~0.3
+    c = " ".join(blocks)  # Jaccard ~0.64 with each
+    assert run(tmp_path, [a, b, c], threshold=0.5) == [(2, 0)]
+
+
+def test_a_chunk_of_rows_seen_before_is_judged_too(tmp_path: Path) -> None:
+    """A chunk whose band keys are all in the index already adds no keys and still finds its
+    duplicates."""
+    texts = [BASE, BASE.replace("lazy", "sleepy")]
+    assert run(tmp_path, texts + texts, chunk=2) == [(1, 0), (2, 0), (3, 0)]
+
+
+def test_the_band_index_keeps_the_first_row_of_each_key() -> None:
+    """Against a dict, over many chunks (so that runs merge) with repeated keys."""
+    rng = np.random.default_rng(3)
+    index, reference = BandIndex(), {}
+    for chunk in range(200):
+        keys = rng.integers(0, 5000, size=64).astype(np.uint64)
+        distinct = np.unique(keys)
+        found = index.first_rows(distinct)
+        assert found.tolist() == [reference.get(int(k), -1) for k in distinct]
+        new = found < 0
+        index.add(distinct[new], np.full(int(new.sum()), chunk, dtype=np.int64))
+        for k in distinct[new].tolist():
+            reference[k] = chunk
+    assert index.size == len(reference)
+    assert len(index.runs) <= 8  # merged like a binary counter: log2(200) runs at most
 
 
 def overlapping_pair(rng: np.random.Generator, size: int, shared: int) -> tuple[str, str]:
