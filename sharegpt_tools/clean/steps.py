@@ -181,9 +181,9 @@ class RowCleaner:
         if self.identifier is None:
             return
         wanted = self.options.languages
-        for outcome in outcomes:
-            values = turn_values(outcome)
-            lang, score = language.identify(self.identifier, values, self.options.lang_threshold)
+        conversations = [turn_values(outcome) for outcome in outcomes]
+        found = language.identify(self.identifier, conversations, self.options.lang_threshold)
+        for outcome, (lang, score) in zip(outcomes, found, strict=True):
             record = outcome.record
             assert record is not None
             record["language"], record["language_score"] = lang, score

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
+from sharegpt_tools.clean.fasttext_lid import FastTextModel
 from sharegpt_tools.clean.language import (
     FastTextIdentifier,
     LangdetectIdentifier,
-    identify,
+    bundled_fasttext_model,
     text_for_language_id,
 )
+from sharegpt_tools.clean.language import identify as identify_many
+from sharegpt_tools.synthetic import phrases
 
 TEXTS = {
     "en": "Could you explain how photosynthesis works in green plants and why it matters?",
@@ -24,6 +29,78 @@ TEXTS = {
 @pytest.fixture(scope="module")
 def fasttext_id() -> FastTextIdentifier:
     return FastTextIdentifier()
+
+
+def identify(identifier: object, values: list[str], threshold: float) -> tuple[str, float]:
+    return identify_many(identifier, [values], threshold)[0]  # type: ignore[arg-type]
+
+
+# Code point ranges of many scripts, for random words fastText's vocabulary mostly lacks.
+SCRIPTS = [
+    (0x61, 0x7A),  # Latin
+    (0xC0, 0x17F),  # Latin-1 and Extended-A: accents
+    (0x391, 0x3C9),  # Greek
+    (0x410, 0x44F),  # Cyrillic
+    (0x5D0, 0x5EA),  # Hebrew
+    (0x621, 0x64A),  # Arabic
+    (0x905, 0x939),  # Devanagari
+    (0xE01, 0xE2E),  # Thai
+    (0x4E00, 0x9FFF),  # CJK
+    (0xAC00, 0xD7A3),  # Hangul
+    (0x1F600, 0x1F64F),  # emoji: 4-byte UTF-8
+]
+
+
+def random_texts(count: int, seed: int) -> list[str]:
+    """Texts of real phrases in ten languages and random words in many scripts, mixed, with the
+    bytes fastText treats specially (tabs, NUL, label-like and </s> tokens) now and then."""
+    rng = random.Random(seed)
+    sentences = [s for bank in phrases.SENTENCES.values() for s in bank]
+    texts = []
+    for _ in range(count):
+        parts = []
+        for _ in range(rng.randint(1, 12)):
+            if rng.random() < 0.5:
+                parts.append(rng.choice(sentences))
+            else:
+                low, high = rng.choice(SCRIPTS)
+                word = "".join(chr(rng.randint(low, high)) for _ in range(rng.randint(1, 12)))
+                parts.append(word)
+        if rng.random() < 0.1:
+            parts.insert(rng.randrange(len(parts) + 1), rng.choice(["\t", "\0", "__label__en"]))
+        if rng.random() < 0.03:
+            parts.insert(rng.randrange(len(parts) + 1), "</s>")
+        texts.append(" ".join(parts)[: rng.choice([20, 200, 400, 1000])])
+    return texts
+
+
+def test_our_prediction_is_fasttexts(fasttext_id: FastTextIdentifier) -> None:
+    """The numpy prediction gives fastText's own label for every text and its probability to
+    float rounding, in chunks as the workers run it."""
+    import fasttext  # fasttext-predict: the reference implementation
+
+    reference = fasttext.load_model(str(bundled_fasttext_model()))
+    edge_cases = [
+        "hello __label__en there world",  # a label token is never input
+        "hello there </s> world",  # fastText's line ends at </s>
+        "hello\tthere\0world \x0b\x0cend",  # fastText's whitespace bytes
+        "x",
+        "🙂🙂🙂 a 🙂",
+    ]
+    texts = [t for t in random_texts(1500, seed=5) if t.strip()] + list(TEXTS.values())
+    texts += edge_cases
+    model = FastTextModel(bundled_fasttext_model())
+    ours = [v for i in range(0, len(texts), 256) for v in model.predict(texts[i : i + 256])]
+    for text, (label, score) in zip(texts, ours, strict=True):
+        labels, scores = reference.predict(text, k=1)
+        assert (label, pytest.approx(float(scores[0]), abs=1e-5)) == (labels[0], score), text
+    assert len({label for label, _ in ours}) > 20  # many languages, not one
+
+
+def test_prediction_does_not_depend_on_the_chunk(fasttext_id: FastTextIdentifier) -> None:
+    texts = [t for t in random_texts(60, seed=9) if t.strip()]
+    together = fasttext_id.detect_many(texts)
+    assert [fasttext_id.detect_many([t])[0] for t in texts] == together
 
 
 @pytest.mark.parametrize("code", sorted(TEXTS))
