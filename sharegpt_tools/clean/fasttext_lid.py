@@ -123,9 +123,11 @@ def decode_product_quantized(reader: BinaryReader) -> np.ndarray:
     return matrix
 
 
-def huffman_paths(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """(internal nodes, labels) 0/1 matrices: which nodes each label's path goes right (binary)
-    and left through, for the tree fastText's `HierarchicalSoftmaxLoss::buildTree` builds."""
+def huffman_paths(counts: list[int]) -> np.ndarray:
+    """(labels, depth) columns of [log σ | log(1 - σ) | 0] that each label's path from the root
+    adds up, for the tree fastText's `HierarchicalSoftmaxLoss::buildTree` builds: node n's σ
+    when the path goes right (binary) there, its 1 - σ when left; shorter paths padded with the
+    zero column."""
     labels = len(counts)
     nodes = 2 * labels - 1
     count = [float(c) for c in counts] + [1e15] * (labels - 1)
@@ -143,14 +145,17 @@ def huffman_paths(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
         count[i] = count[chosen[0]] + count[chosen[1]]
         parent[chosen[0]] = parent[chosen[1]] = i
         binary[chosen[1]] = True
-    right = np.zeros((labels - 1, labels), dtype=np.float32)
-    left = np.zeros((labels - 1, labels), dtype=np.float32)
+    internal = labels - 1
+    paths = []
     for label in range(labels):
-        j = label
+        path, j = [], label
         while parent[j] != -1:
-            (right if binary[j] else left)[parent[j] - labels, label] = 1.0
+            path.append(parent[j] - labels + (0 if binary[j] else internal))
             j = parent[j]
-    return right, left
+        paths.append(path[::-1])  # from the root, in the order fastText's search adds them
+    depth = max(len(path) for path in paths)
+    padded = [path + [2 * internal] * (depth - len(path)) for path in paths]
+    return np.array(padded, dtype=np.int64)
 
 
 class FastTextModel:
@@ -179,7 +184,7 @@ class FastTextModel:
             raise ModelFormatError(f"{path}: a quantised output matrix (-qout) is not supported")
         self.output = np.ascontiguousarray(read_dense(reader).T)  # (dim, labels)
         if self.args.loss == LOSS_HS:
-            self.right, self.left = huffman_paths(self.label_counts)
+            self.paths = huffman_paths(self.label_counts)
 
     def _read_dictionary(self, reader: BinaryReader) -> None:
         size, self.nwords, nlabels = reader.read("3i")
@@ -210,12 +215,21 @@ class FastTextModel:
         if not texts:
             return []
         hidden = self.hidden(texts)
-        scores = hidden @ self.output  # (texts, labels or internal nodes)
+        scores = row_products(hidden, self.output)  # (texts, labels or internal nodes)
         if self.args.loss == LOSS_HS:
             sigma = (1.0 / (1.0 + np.exp(-scores.astype(np.float64)))).astype(np.float32)
-            sigma = sigma[:, : self.right.shape[0]]
-            log_prob = np.log(sigma + np.float32(1e-5)) @ self.right
-            log_prob += np.log(np.float32(1.0) - sigma + np.float32(1e-5)) @ self.left
+            sigma = sigma[:, : len(self.labels) - 1]
+            terms = np.concatenate(
+                (
+                    np.log(sigma + np.float32(1e-5)),
+                    np.log(np.float32(1.0) - sigma + np.float32(1e-5)),
+                    np.zeros((len(texts), 1), dtype=np.float32),
+                ),
+                axis=1,
+            )
+            log_prob = terms[:, self.paths[:, 0]]
+            for step in range(1, self.paths.shape[1]):  # from the root down, as fastText adds
+                log_prob += terms[:, self.paths[:, step]]
         else:
             shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
             log_prob = np.log(shifted / shifted.sum(axis=1, keepdims=True) + np.float32(1e-5))
@@ -277,6 +291,19 @@ class FastTextModel:
         rows = self.bucket_rows[np.concatenate(found_hashes) % np.uint32(self.args.bucket)]
         kept = rows >= 0
         return np.concatenate(found_tokens)[kept], rows[kept].astype(np.int64)
+
+
+def row_products(rows: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """rows @ matrix, one multiply-add per column of `rows` in a fixed order.
+
+    Not a matrix product: BLAS would start threads of its own in every worker process, which spin
+    on the cores the other workers need (measured: 12% more CPU for the whole stage); and its
+    blocking depends on how many rows there are, so a text's score would depend on its chunk.
+    """
+    products = rows[:, :1] * matrix[0]
+    for d in range(1, rows.shape[1]):
+        products += rows[:, d : d + 1] * matrix[d]
+    return products
 
 
 def segment_sums(values: np.ndarray, owners: np.ndarray, count: int) -> np.ndarray:
