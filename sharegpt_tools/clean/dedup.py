@@ -58,10 +58,15 @@ class WordTable:
 
     @classmethod
     def of(cls, conversations: list[list[str]]) -> WordTable:
-        """Hash the words of every turn in one vectorised pass over all the turns' bytes joined
-        by newlines (a word's hash depends on its bytes only, and a newline ends a word), cut at
-        the turns' byte offsets; then re-hash the turns with CJK text in them one by one."""
-        lowered = [value.lower() for values in conversations for value in values]
+        return cls.of_lowered([[value.lower() for value in values] for values in conversations])
+
+    @classmethod
+    def of_lowered(cls, conversations: list[list[str]]) -> WordTable:
+        """Hash the words of every turn (lower-cased already) in one vectorised pass over all
+        the turns' bytes joined by newlines (a word's hash depends on its bytes only, and a
+        newline ends a word), cut at the turns' byte offsets; then re-hash the turns with CJK
+        text in them one by one."""
+        lowered = [value for values in conversations for value in values]
         turns = [value.encode("utf-8") for value in lowered]
         blob = b"\n".join(turns)
         hashes, starts = whitespace_word_spans(blob)

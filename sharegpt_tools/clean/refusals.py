@@ -43,7 +43,11 @@ class PhraseFinder:
 
     def find(self, text: str) -> str | None:
         """The first phrase found in `text`, if any. Apostrophes are normalised (’ → ')."""
-        lowered = text.lower().replace("\u2019", "'")
+        return self.find_in_lowered(text.lower())
+
+    def find_in_lowered(self, lowered: str) -> str | None:
+        """`find` for a text lower-cased already."""
+        lowered = lowered.replace("\u2019", "'")
         present = {anchor for anchor in self._anchors if anchor in lowered}
         if not present:
             return None

@@ -43,6 +43,8 @@ class Outcome:
     signature: bytes = b""
     notes: list[str] = field(default_factory=list)  # structure fixes, for the manifest counts
     layout: str = ""  # the row layout it was read with (clean.row_layout), for the summary
+    # Each kept turn's text lower-cased, once for the refusal search and the dedup keys.
+    lowered: list[str] = field(default_factory=list)
 
 
 def original_json(value: object) -> bytes:
@@ -123,7 +125,8 @@ class RowCleaner:
         structure.check_not_empty(turns)
         ordered = structure.normalise_order(turns, self.options.min_turns)
         outcome.notes.extend(order_fixes(turns, ordered))
-        refusal_turns = self._refusals(ordered)
+        outcome.lowered = [turn.value.lower() for turn in ordered]
+        refusal_turns = self._refusals(ordered, outcome.lowered)
         found = attribution.attribute_model(
             self.models, row.get(layout.model_field), slugs, leading_model
         )
@@ -162,14 +165,14 @@ class RowCleaner:
                 converted.append(structure.Turn(turn.role, turn.value.strip()))
         return converted, slugs
 
-    def _refusals(self, turns: list[structure.Turn]) -> list[int]:
+    def _refusals(self, turns: list[structure.Turn], lowered: list[str]) -> list[int]:
         if self.options.refusals == RefusalMode.KEEP:
             return []
         matched = []
         for position, turn in enumerate(turns):
             if turn.role != ROLE_GPT:
                 continue
-            phrase = self.refusals.find(turn.value)
+            phrase = self.refusals.find_in_lowered(lowered[position])
             if phrase is None:
                 continue
             if self.options.refusals == RefusalMode.DROP:
@@ -193,7 +196,7 @@ class RowCleaner:
 
     def _add_dedup_keys(self, outcomes: list[Outcome]) -> None:
         """Exact keys, signatures and band hashes of the chunk's kept rows, in one pass."""
-        words = WordTable.of([turn_values(outcome) for outcome in outcomes])
+        words = WordTable.of_lowered([outcome.lowered for outcome in outcomes])
         for outcome, exact in zip(outcomes, words.exact_keys(), strict=True):
             outcome.exact = exact
         if self.signer is None or not outcomes:

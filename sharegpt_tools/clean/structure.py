@@ -5,7 +5,7 @@ Each check raises `Rejected` with its own reason code, so the manifest says exac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sharegpt_tools.clean.row_layout import SHAREGPT, RowLayout
 from sharegpt_tools.records import (
@@ -18,8 +18,7 @@ from sharegpt_tools.records import (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Turn:
+class Turn(NamedTuple):  # a tuple: made for every turn of every row, twice as fast as a dataclass
     role: str
     value: str
 
@@ -66,11 +65,13 @@ def parse_turn(turn: object, position: int, layout: RowLayout = SHAREGPT) -> Tur
             f"turn {position} is a {type(turn).__name__}, not an object with "
             f"{layout.role_fields[0]!r} and {layout.text_fields[0]!r}",
         )
-    role_raw = next((turn[k] for k in layout.role_fields if k in turn), None)
-    role = ROLE_ALIASES.get(str(role_raw).strip().lower()) if role_raw is not None else None
+    role_raw = first_present(turn, layout.role_fields)
+    role = ROLE_ALIASES.get(role_raw) if type(role_raw) is str else None  # "human", "gpt": as is
+    if role is None and role_raw is not None:
+        role = ROLE_ALIASES.get(str(role_raw).strip().lower())
     if role is None:
         raise Rejected(Reason.UNKNOWN_ROLE, f"turn {position} has unknown speaker {role_raw!r}")
-    value = next((turn[k] for k in layout.text_fields if k in turn), None)
+    value = first_present(turn, layout.text_fields)
     if not isinstance(value, str):
         found = found_kind(turn, layout.text_fields)
         text_key = next((k for k in layout.text_fields if k in turn), layout.text_fields[0])
@@ -78,6 +79,15 @@ def parse_turn(turn: object, position: int, layout: RowLayout = SHAREGPT) -> Tur
             Reason.VALUE_NOT_A_STRING, f"turn {position} {text_key!r} must be a string, got {found}"
         )
     return Turn(role, value)
+
+
+def first_present(mapping: dict, keys: tuple[str, ...]) -> object:
+    """The value of the first of `keys` that `mapping` has, else None (a loop: cheaper per turn
+    than a generator)."""
+    for key in keys:
+        if key in mapping:
+            return mapping[key]
+    return None
 
 
 def check_not_empty(turns: list[Turn]) -> None:
