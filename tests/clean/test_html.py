@@ -184,3 +184,34 @@ def test_a_nested_tables_rows_stay_in_their_cell() -> None:
     lines = html_to_markdown(f"<div>{html}</div>").splitlines()
     assert len(lines) == 3 and lines[:2] == ["| a | b |", "| --- | --- |"]
     assert lines[2].startswith("| 1 | ")
+
+
+def test_a_reused_document_converts_as_a_fresh_one_does(fixtures: Path) -> None:
+    """Values are parsed into one document's body, made anew every REUSE values: each value
+    gives what a whole-document parse of it gives, whatever came before it (unclosed tags
+    included), and head-only tags change nothing."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    from sharegpt_tools.clean import html
+
+    values = [load(fixtures, path.name) for path in sorted((fixtures / "html").glob("*.html"))]
+    values += [
+        "<html><head><title>Tab</title><style>p{}</style><meta charset=utf-8></head>"
+        "<body><p>A <b>bold</b> start.</p></body></html>",
+        "<div><p>Unclosed <em>emphasis<ul><li>and a list",
+        "<p>After the unclosed one.</p>",
+    ]
+
+    def fresh(value: str) -> str:
+        body = LexborHTMLParser(value).body
+        assert body is not None
+        return html.join_blocks(html.render_blocks(body, top_level=True)).strip()
+
+    reused = html.ReusedBody()
+    for _ in range(3 * html.ReusedBody.REUSE // len(values) + 1):  # across several documents
+        for value in values:
+            body = reused.parse(value)
+            assert html.join_blocks(html.render_blocks(body, top_level=True)).strip() == fresh(
+                value
+            )
+    assert reused.uses <= html.ReusedBody.REUSE
