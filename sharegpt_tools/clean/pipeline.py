@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import groupby, islice
 from pathlib import Path
 
 import numpy as np
@@ -190,23 +190,28 @@ class Accounting:
 class BufferedSink:
     """Record batches → one Parquet file, in row groups of about ROW_GROUP_ROWS rows: a worker's
     chunk is smaller, and a row group each would cost compression and metadata (measured: ~2 ms
-    per write of a chunk's few rejects)."""
+    per write of a chunk's few rejects). The batches may be slices that keep a whole chunk's
+    buffers alive (its original JSON included): a row group is also written once they hold
+    MAX_PENDING_BYTES."""
 
     ROW_GROUP_ROWS = 1000
+    MAX_PENDING_BYTES = 32 << 20
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.schema = schema
         self.writer = pq.ParquetWriter(path, schema, compression="zstd")
         self.pending: list[pa.RecordBatch] = []
-        self.pending_rows = 0
+        self.pending_rows = self.pending_bytes = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
         if not batch.num_rows:
             return
         self.count(batch)
-        self.pending.append(batch.select(self.schema.names))
+        selected = batch.select(self.schema.names)
+        self.pending.append(selected)
         self.pending_rows += batch.num_rows
-        if self.pending_rows >= self.ROW_GROUP_ROWS:
+        self.pending_bytes += selected.get_total_buffer_size()  # whole buffers, not the slice
+        if self.pending_rows >= self.ROW_GROUP_ROWS or self.pending_bytes >= self.MAX_PENDING_BYTES:
             self.flush()
 
     def count(self, batch: pa.RecordBatch) -> None:
@@ -215,7 +220,7 @@ class BufferedSink:
     def flush(self) -> None:
         if self.pending:
             self.writer.write_table(pa.Table.from_batches(self.pending, self.schema))
-        self.pending, self.pending_rows = [], 0
+        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
 
     def close(self) -> None:
         self.flush()
@@ -258,21 +263,22 @@ class DedupState:
         self.exact.setdefault(exact, row_id)
         self.candidate_ids.append(row_id)
 
-    def near_duplicates(self, batch: pa.RecordBatch) -> dict[int, str]:
-        """Batch row → reject detail, for the rows (all remembered) that are near duplicates."""
-        if self.near is None or not batch.num_rows:
+    def near_duplicates(self, bands: list[bytes], signatures: list[bytes]) -> dict[int, str]:
+        """Row → reject detail, for the rows (all remembered, in order; their band hashes and
+        signatures as the workers packed them) that are near duplicates."""
+        if self.near is None or not bands:
             return {}
         started = time.perf_counter()
         first = self.near.rows
-        bands = batch_array(batch.column("_bands"), np.uint64, batch.num_rows)
+        band_values = np.frombuffer(b"".join(bands), dtype=np.uint64).reshape(len(bands), -1)
         signature_width = self.options.num_perm * 4
         # A row without words has no signature; its bands are its own (see steps.py).
-        signatures = [s or bytes(signature_width) for s in batch.column("_signature").to_pylist()]
-        values = np.frombuffer(b"".join(signatures), dtype=np.uint32).reshape(batch.num_rows, -1)
+        packed = b"".join(s or bytes(signature_width) for s in signatures)
+        values = np.frombuffer(packed, dtype=np.uint32).reshape(len(bands), -1)
         details = {
             dup.index - first: f"near duplicate of kept id {self.candidate_ids[dup.kept]} "
             f"(estimated Jaccard {dup.similarity:.2f} ≥ {self.options.near_threshold})"
-            for dup in self.near.add_chunk(bands, values)
+            for dup in self.near.add_chunk(band_values, values)
         }
         self.near_dedup_s += time.perf_counter() - started
         return details
@@ -282,11 +288,6 @@ class DedupState:
         if self.near is not None:
             self.near.close()
             self.near = None
-
-
-def batch_array(column: pa.Array, dtype: type, rows: int) -> np.ndarray:
-    """A binary column of equal-length values as a (rows, values per row) array."""
-    return np.frombuffer(b"".join(column.to_pylist()), dtype=dtype).reshape(rows, -1)
 
 
 class ConversationSink(BufferedSink):
@@ -358,27 +359,40 @@ def route_candidates(
         else:
             verdicts[i] = (str(verdict[0]), verdict[1])
     remembered = [i for i in range(batch.num_rows) if i not in verdicts]
-    near = state.near_duplicates(rows_of(batch, ["_bands", "_signature"], remembered))
+    bands, signatures = (batch.column(name).to_pylist() for name in ("_bands", "_signature"))
+    near = state.near_duplicates(
+        [bands[i] for i in remembered], [signatures[i] for i in remembered]
+    )
     verdicts.update((remembered[i], (str(Reason.NEAR_DUPLICATE), d)) for i, d in near.items())
     if not verdicts:
         kept.write(batch)
         return
     dropped = sorted(verdicts)
-    rejects.write(
-        reject_rows(
-            rows_of(batch, ["id", "source", "_original"], dropped),
-            [verdicts[i][0] for i in dropped],
-            [verdicts[i][1] for i in dropped],
-        )
-    )
-    kept_rows = [i for i in range(batch.num_rows) if i not in verdicts]
-    kept.write(rows_of(batch, CLEAN_SCHEMA.names, kept_rows))
+    for piece in slices(batch, dropped):
+        reasons = [verdicts[i][0] for i in range(piece.offset, piece.offset + piece.length)]
+        details = [verdicts[i][1] for i in range(piece.offset, piece.offset + piece.length)]
+        rejects.write(reject_rows(piece.batch, reasons, details))
+    for piece in slices(batch, [i for i in range(batch.num_rows) if i not in verdicts]):
+        kept.write(piece.batch)
 
 
-def rows_of(batch: pa.RecordBatch, columns: list[str], rows: list[int]) -> pa.RecordBatch:
-    """Some columns of some rows; the columns picked first, so that no other one is copied."""
-    picked = batch.select(columns)
-    return picked if len(rows) == batch.num_rows else picked.take(pa.array(rows, pa.int64()))
+@dataclass(frozen=True, slots=True)
+class Slice:
+    offset: int
+    length: int
+    batch: pa.RecordBatch  # zero-copy: a view of the rows offset .. offset + length
+
+
+def slices(batch: pa.RecordBatch, rows: list[int]) -> list[Slice]:
+    """The given (ascending) rows as zero-copy slices of the batch, one per run of consecutive
+    rows. Arrow's `take` would copy every column of every row (and its first call imports
+    pandas: 0.7 s)."""
+    runs: list[Slice] = []
+    for _, run in groupby(enumerate(rows), key=lambda pair: pair[1] - pair[0]):
+        members = [row for _, row in run]
+        offset, length = members[0], len(members)
+        runs.append(Slice(offset, length, batch.slice(offset, length)))
+    return runs
 
 
 def reject_rows(batch: pa.RecordBatch, reasons: list[str], details: list[str]) -> pa.RecordBatch:
