@@ -202,6 +202,7 @@ class BufferedSink:
         self.writer = pq.ParquetWriter(path, schema, compression="zstd")
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = self.pending_bytes = 0
+        self.pending_buffers: set[int] = set()
 
     def write(self, batch: pa.RecordBatch) -> None:
         if not batch.num_rows:
@@ -210,9 +211,20 @@ class BufferedSink:
         selected = batch.select(self.schema.names)
         self.pending.append(selected)
         self.pending_rows += batch.num_rows
-        self.pending_bytes += selected.get_total_buffer_size()  # whole buffers, not the slice
+        self.pending_bytes += self.retained_bytes(selected)
         if self.pending_rows >= self.ROW_GROUP_ROWS or self.pending_bytes >= self.MAX_PENDING_BYTES:
             self.flush()
+
+    def retained_bytes(self, batch: pa.RecordBatch) -> int:
+        """The bytes of the buffers `batch` keeps alive that no pending batch did already
+        (slices of one chunk share its buffers)."""
+        fresh = 0
+        for column in batch.columns:
+            for buffer in column.buffers():  # its children's too, nested ones included
+                if buffer is not None and buffer.address not in self.pending_buffers:
+                    self.pending_buffers.add(buffer.address)
+                    fresh += buffer.size
+        return fresh
 
     def count(self, batch: pa.RecordBatch) -> None:
         """Update the accounting with the rows of `batch` (called once per row written)."""
@@ -221,6 +233,7 @@ class BufferedSink:
         if self.pending:
             self.writer.write_table(pa.Table.from_batches(self.pending, self.schema))
         self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
+        self.pending_buffers.clear()
 
     def close(self) -> None:
         self.flush()
@@ -368,10 +381,11 @@ def route_candidates(
         kept.write(batch)
         return
     dropped = sorted(verdicts)
-    for piece in slices(batch, dropped):
-        reasons = [verdicts[i][0] for i in range(piece.offset, piece.offset + piece.length)]
-        details = [verdicts[i][1] for i in range(piece.offset, piece.offset + piece.length)]
-        rejects.write(reject_rows(piece.batch, reasons, details))
+    # The few rejected rows are copied out (so the chunk's buffers need not stay alive for them).
+    picked = [piece.batch.select(["id", "source", "_original"]) for piece in slices(batch, dropped)]
+    reasons = [verdicts[i][0] for i in dropped]
+    details = [verdicts[i][1] for i in dropped]
+    rejects.write(reject_rows(pa.concat_batches(picked), reasons, details))
     for piece in slices(batch, [i for i in range(batch.num_rows) if i not in verdicts]):
         kept.write(piece.batch)
 
