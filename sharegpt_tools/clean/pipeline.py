@@ -27,6 +27,7 @@ from itertools import groupby, islice
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -107,9 +108,30 @@ def watch_parent(parent_pid: int, interval_s: float = 1.0) -> None:
     os._exit(1)
 
 
-def _clean_chunk_in_worker(rows: list[RawRow]) -> ChunkResult:
+def _clean_chunk_in_worker(packed: list[RawRow | tuple[str, bytes]]) -> ChunkResult:
     assert _worker_cleaner is not None, "worker used before its initializer ran"
-    return clean_chunk(_worker_cleaner, rows)
+    return clean_chunk(_worker_cleaner, [unpack_row(row) for row in packed])
+
+
+def pack_row(row: RawRow) -> RawRow | tuple[str, bytes]:
+    """A row as it travels to a worker: (source, its JSON) when orjson can write it.
+
+    A pickled row costs ~16 µs to pickle and ~15 µs to unpickle (7 KB of nested dicts), its JSON
+    ~4 µs to write and ~11 µs to read; and that JSON is the `original` the row keeps anyway.
+    """
+    if row.error is not None:
+        return row
+    try:
+        return row.source, orjson.dumps(row.value)
+    except TypeError:  # integers beyond 64 bits: the row travels as it is
+        return row
+
+
+def unpack_row(packed: RawRow | tuple[str, bytes]) -> RawRow:
+    if isinstance(packed, RawRow):
+        return packed
+    source, text = packed
+    return RawRow(source, value=orjson.loads(text), original=text)
 
 
 def worker_count(requested: int) -> int:
@@ -140,8 +162,9 @@ def clean_chunks(rows: Iterable[RawRow], options: CleanOptions) -> Iterator[Chun
     try:
         pending: deque[Future[ChunkResult]] = deque()
         for chunk in chunked(rows, options.batch_size):
+            packed = [pack_row(row) for row in chunk]
             with signals_deferred():  # a submit may start a worker: never half-started
-                pending.append(pool.submit(_clean_chunk_in_worker, chunk))
+                pending.append(pool.submit(_clean_chunk_in_worker, packed))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
         while pending:

@@ -101,7 +101,8 @@ class RowCleaner:
             return Outcome(
                 raw.source, None, raw.original or "", reason=raw.error, detail=raw.detail
             )
-        outcome = Outcome(raw.source, None, original_json(raw.value))
+        text = raw.original if raw.original is not None else original_json(raw.value)
+        outcome = Outcome(raw.source, None, text)
         try:
             self._build_record(raw.value, outcome)
         except Rejected as verdict:

@@ -32,6 +32,7 @@ LONE_SURROGATE = re.compile(
 # it is escaped). LONE_SURROGATE takes it for a pair; it is rare enough to be checked on its own.
 TEXT_THEN_LOW = re.compile(rb"\\\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 HIGH_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD]")  # either half: one cheap scan rules both patterns out
 ESCAPE_LEN = 6  # len(b"\\ud800")
 HOLD_BACK = 2 * ESCAPE_LEN  # a high+low pair
 CHUNK = 1 << 16
@@ -52,6 +53,8 @@ def lone_surrogates(data: bytes, end: int | None = None) -> list[int]:
     `end` must not split an escape, a pair or a backslash run (see `safe_cut`).
     """
     end = len(data) if end is None else end
+    if SURROGATE_ESCAPE.search(data, 0, end) is None:
+        return []
     found = [m.start() for m in LONE_SURROGATE.finditer(data, 0, end) if is_escape(data, m.start())]
     for match in TEXT_THEN_LOW.finditer(data, 0, end):
         if not is_escape(data, match.start() + 1) and is_escape(data, match.end() - ESCAPE_LEN):

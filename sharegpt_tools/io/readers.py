@@ -57,7 +57,9 @@ class RawRow:
     # Set when the row could not even be parsed; `original` then holds its text.
     error: Reason | None = None
     detail: str = ""
-    original: str | None = None
+    # The row's text: of a row that could not be parsed; of a parsed one when it is known
+    # already (the JSON that `clean` sends to its workers), so that it is not dumped again.
+    original: str | bytes | None = None
 
 
 class CountingReader(io.RawIOBase):

@@ -75,8 +75,9 @@ def test_worker_count_changes_neither_the_data_nor_the_fingerprint(
         run_clean([sample_raw], Workspace(tmp_path / f"ws{n}"), CleanOptions(workers=n))
         for n in (1, 2)
     ]
-    serial, parallel = (r.stage / "conversations.parquet" for r in results)
-    assert serial.read_bytes() == parallel.read_bytes()
+    for name in ("conversations.parquet", "rejects.parquet"):
+        serial, parallel = (r.stage / name for r in results)
+        assert serial.read_bytes() == parallel.read_bytes(), name
     assert results[0].manifest["fingerprint"] == results[1].manifest["fingerprint"]
     assert [r.manifest["options"]["workers"] for r in results] == [1, 2]
     manifest = results[0].manifest
@@ -191,3 +192,22 @@ def test_jsonl_bad_lines_are_rejected_and_counted(tmp_path: Path) -> None:
         "not_an_object": 1,
     }
     assert result.manifest["inputs"][0]["rows"] == 4
+
+
+def test_rows_travel_to_the_workers_as_their_json() -> None:
+    """A parsed row goes to a worker as orjson's text of it, which is also its `original`; rows
+    orjson cannot write (integers beyond 64 bits) and unparsed rows travel as they are."""
+    import orjson
+
+    from sharegpt_tools.clean.pipeline import pack_row, unpack_row
+    from sharegpt_tools.io.readers import RawRow
+    from sharegpt_tools.records import Reason
+
+    row = RawRow("a.json:0", value={"id": "x", "conversations": [{"from": "human", "value": "é"}]})
+    packed = pack_row(row)
+    assert packed == ("a.json:0", orjson.dumps(row.value))
+    arrived = unpack_row(packed)
+    assert (arrived.value, arrived.original) == (row.value, orjson.dumps(row.value))
+    huge = RawRow("a.json:1", value={"id": 2**70})
+    broken = RawRow("a.json:2", error=Reason.INVALID_JSON, original="{oops")
+    assert unpack_row(pack_row(huge)) is huge and unpack_row(pack_row(broken)) is broken
