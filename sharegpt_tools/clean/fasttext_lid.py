@@ -16,7 +16,7 @@ several times cheaper:
    decoded once at load);
 4. the hierarchical softmax gives each label the sum, along its path in the Huffman tree built
    from the label counts, of log(σ + 1e-5) or log(1 - σ + 1e-5) of each node's score; the best
-   label and exp(its score) are the prediction. A flat softmax is supported too.
+   label and exp(its score) are the prediction.
 
 `tests/clean/test_language.py` checks the labels and scores against fastText itself on texts in
 many scripts. The binary format is fastText's `FastText::saveModel` (version 12).
@@ -32,8 +32,13 @@ from pathlib import Path
 import numpy as np
 
 MAGIC, VERSION = 793712314, 12
-LOSS_HS, LOSS_SOFTMAX = 1, 3
+LOSS_HS = 1
 MODEL_SUPERVISED = 3
+# What lid.176.ftz is, and what the tests check against fastText: nothing else is read.
+UNSUPPORTED = (
+    "only quantised, pruned supervised models with a hierarchical softmax and no word n-grams "
+    "(fastText's lid.176.ftz and its like) are supported"
+)
 EOS = b"</s>"
 LABEL_PREFIX = b"__label__"
 BOW, EOW = b"<", b">"
@@ -159,34 +164,31 @@ def huffman_paths(counts: list[int]) -> np.ndarray:
 
 
 class FastTextModel:
-    """A supervised fastText model (`.bin` or quantised `.ftz`), predicting one label per text."""
+    """A quantised supervised fastText model (`.ftz`, as lid.176), predicting one label per text."""
 
     def __init__(self, path: Path) -> None:
         reader = BinaryReader(Path(path).read_bytes())
         if reader.read("2i") != (MAGIC, VERSION):
             raise ModelFormatError(f"{path}: not a fastText model file (version {VERSION})")
         self.args = Args.read(reader)
-        loss_ok = self.args.loss in (LOSS_HS, LOSS_SOFTMAX)
+        args = self.args
         if (
-            self.args.model != MODEL_SUPERVISED
-            or not loss_ok
-            or self.args.word_ngrams > 1
-            or self.args.minn < 2
+            args.model != MODEL_SUPERVISED
+            or args.loss != LOSS_HS
+            or args.word_ngrams > 1
+            or args.minn < 2
         ):
-            raise ModelFormatError(
-                f"{path}: only supervised hs/softmax models without word n-grams (-wordNgrams 1)"
-                " and with -minn ≥ 2 are supported"
-            )
-        self._read_dictionary(reader)
-        quantized = bool(reader.one("?"))
-        self.input = decode_product_quantized(reader) if quantized else read_dense(reader)
+            raise ModelFormatError(f"{path}: {UNSUPPORTED}")
+        self._read_dictionary(reader, path)
+        if not reader.one("?"):
+            raise ModelFormatError(f"{path}: {UNSUPPORTED}")
+        self.input = decode_product_quantized(reader)
         if reader.one("?"):
-            raise ModelFormatError(f"{path}: a quantised output matrix (-qout) is not supported")
-        self.output = np.ascontiguousarray(read_dense(reader).T)  # (dim, labels)
-        if self.args.loss == LOSS_HS:
-            self.paths = huffman_paths(self.label_counts)
+            raise ModelFormatError(f"{path}: {UNSUPPORTED}")
+        self.output = np.ascontiguousarray(read_dense(reader).T)  # (dim, internal nodes + 1)
+        self.paths = huffman_paths(self.label_counts)
 
-    def _read_dictionary(self, reader: BinaryReader) -> None:
+    def _read_dictionary(self, reader: BinaryReader, path: Path) -> None:
         size, self.nwords, nlabels = reader.read("3i")
         _tokens, pruned = reader.read("2q")
         self.words: dict[bytes, int] = {}
@@ -201,11 +203,9 @@ class FastTextModel:
                 self.labels.append(entry.decode("utf-8"))
                 self.label_counts.append(count)
         assert len(self.labels) == nlabels
-        # Bucket → row of the input matrix; -1 for buckets pruned away. fastText's pruneidx_size
-        # is -1 when nothing was pruned, 0 when every bucket was.
-        if pruned < 0:
-            self.bucket_rows = self.nwords + np.arange(self.args.bucket, dtype=np.int32)
-            return
+        if pruned < 0:  # -1: not pruned (a .bin); 0: every bucket pruned away
+            raise ModelFormatError(f"{path}: {UNSUPPORTED}")
+        # Bucket → row of the input matrix; -1 for buckets pruned away.
         self.bucket_rows = np.full(self.args.bucket, -1, dtype=np.int32)
         pairs = reader.array(np.int32, 2 * pruned).reshape(-1, 2)
         self.bucket_rows[pairs[:, 0]] = self.nwords + pairs[:, 1]
@@ -215,24 +215,20 @@ class FastTextModel:
         if not texts:
             return []
         hidden = self.hidden(texts)
-        scores = row_products(hidden, self.output)  # (texts, labels or internal nodes)
-        if self.args.loss == LOSS_HS:
-            sigma = (1.0 / (1.0 + np.exp(-scores.astype(np.float64)))).astype(np.float32)
-            sigma = sigma[:, : len(self.labels) - 1]
-            terms = np.concatenate(
-                (
-                    np.log(sigma + np.float32(1e-5)),
-                    np.log(np.float32(1.0) - sigma + np.float32(1e-5)),
-                    np.zeros((len(texts), 1), dtype=np.float32),
-                ),
-                axis=1,
-            )
-            log_prob = terms[:, self.paths[:, 0]]
-            for step in range(1, self.paths.shape[1]):  # from the root down, as fastText adds
-                log_prob += terms[:, self.paths[:, step]]
-        else:
-            shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-            log_prob = np.log(shifted / shifted.sum(axis=1, keepdims=True) + np.float32(1e-5))
+        scores = row_products(hidden, self.output)  # (texts, internal nodes + 1)
+        sigma = (1.0 / (1.0 + np.exp(-scores.astype(np.float64)))).astype(np.float32)
+        sigma = sigma[:, : len(self.labels) - 1]
+        terms = np.concatenate(
+            (
+                np.log(sigma + np.float32(1e-5)),
+                np.log(np.float32(1.0) - sigma + np.float32(1e-5)),
+                np.zeros((len(texts), 1), dtype=np.float32),
+            ),
+            axis=1,
+        )
+        log_prob = terms[:, self.paths[:, 0]]
+        for step in range(1, self.paths.shape[1]):  # from the root down, as fastText adds
+            log_prob += terms[:, self.paths[:, step]]
         best = log_prob.argmax(axis=1)
         probability = np.exp(log_prob[np.arange(len(texts)), best])
         return [(self.labels[b], float(p)) for b, p in zip(best, probability, strict=True)]
@@ -267,6 +263,8 @@ class FastTextModel:
         """
         data, ends = tokens.wrapped()
         count = ends.size
+        if not count:  # lines of nothing but labels or </s>
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         # A code point starts at every byte that is not a UTF-8 continuation byte (and at the end).
         boundary = np.append((data & 0xC0) != 0x80, True)
         starts = np.flatnonzero(boundary[:-1])

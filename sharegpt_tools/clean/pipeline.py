@@ -285,6 +285,8 @@ class DedupState:
             if options.near_dedup
             else None
         )
+        # CPU seconds of this thread in the near-dup step: it runs between reading and writing,
+        # while the workers hold the cores, so its wall time would mostly count the waits.
         self.near_dedup_s = 0.0
 
     def verdict(self, row_id: str, exact: int) -> tuple[str, str] | None:
@@ -304,7 +306,7 @@ class DedupState:
         signatures as the workers packed them) that are near duplicates."""
         if self.near is None or not bands:
             return {}
-        started = time.perf_counter()
+        started = time.thread_time()
         first = self.near.rows
         band_values = np.frombuffer(b"".join(bands), dtype=np.uint64).reshape(len(bands), -1)
         signature_width = self.options.num_perm * 4
@@ -316,7 +318,7 @@ class DedupState:
             f"(estimated Jaccard {dup.similarity:.2f} ≥ {self.options.near_threshold})"
             for dup in self.near.add_chunk(band_values, values)
         }
-        self.near_dedup_s += time.perf_counter() - started
+        self.near_dedup_s += time.thread_time() - started
         return details
 
     def close(self) -> None:
@@ -405,30 +407,22 @@ def route_candidates(
         return
     dropped = sorted(verdicts)
     # The few rejected rows are copied out (so the chunk's buffers need not stay alive for them).
-    picked = [piece.batch.select(["id", "source", "_original"]) for piece in slices(batch, dropped)]
+    picked = [piece.select(["id", "source", "_original"]) for piece in slices(batch, dropped)]
     reasons = [verdicts[i][0] for i in dropped]
     details = [verdicts[i][1] for i in dropped]
     rejects.write(reject_rows(pa.concat_batches(picked), reasons, details))
     for piece in slices(batch, [i for i in range(batch.num_rows) if i not in verdicts]):
-        kept.write(piece.batch)
+        kept.write(piece)
 
 
-@dataclass(frozen=True, slots=True)
-class Slice:
-    offset: int
-    length: int
-    batch: pa.RecordBatch  # zero-copy: a view of the rows offset .. offset + length
-
-
-def slices(batch: pa.RecordBatch, rows: list[int]) -> list[Slice]:
+def slices(batch: pa.RecordBatch, rows: list[int]) -> list[pa.RecordBatch]:
     """The given (ascending) rows as zero-copy slices of the batch, one per run of consecutive
     rows. Arrow's `take` would copy every column of every row (and its first call imports
     pandas: 0.7 s)."""
-    runs: list[Slice] = []
+    runs = []
     for _, run in groupby(enumerate(rows), key=lambda pair: pair[1] - pair[0]):
         members = [row for _, row in run]
-        offset, length = members[0], len(members)
-        runs.append(Slice(offset, length, batch.slice(offset, length)))
+        runs.append(batch.slice(members[0], len(members)))
     return runs
 
 

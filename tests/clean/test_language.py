@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -86,6 +87,9 @@ def test_our_prediction_is_fasttexts(fasttext_id: FastTextIdentifier) -> None:
         "hello\tthere\0world \x0b\x0cend",  # fastText's whitespace bytes
         "x",
         "🙂🙂🙂 a 🙂",
+        "__label__en",  # no input but </s>
+        "</s> hi",
+        "\0",
     ]
     texts = [t for t in random_texts(1500, seed=5) if t.strip()] + list(TEXTS.values())
     texts += edge_cases
@@ -95,6 +99,21 @@ def test_our_prediction_is_fasttexts(fasttext_id: FastTextIdentifier) -> None:
         labels, scores = reference.predict(text, k=1)
         assert (label, pytest.approx(float(scores[0]), abs=1e-5)) == (labels[0], score), text
     assert len({label for label, _ in ours}) > 20  # many languages, not one
+
+
+def test_other_model_files_are_refused_clearly(tmp_path: Path) -> None:
+    from sharegpt_tools.clean.fasttext_lid import ModelFormatError
+
+    data = bundled_fasttext_model().read_bytes()
+    not_a_model = tmp_path / "x.ftz"
+    not_a_model.write_bytes(b"\0" * 64)
+    with pytest.raises(ModelFormatError, match="not a fastText model"):
+        FastTextModel(not_a_model)
+    softmax = tmp_path / "softmax.ftz"  # the same file with -loss softmax in its header
+    loss_at = 8 + 6 * 4  # magic, version, then dim ws epoch minCount neg wordNgrams
+    softmax.write_bytes(data[:loss_at] + (3).to_bytes(4, "little") + data[loss_at + 4 :])
+    with pytest.raises(ModelFormatError, match="hierarchical softmax"):
+        FastTextModel(softmax)
 
 
 def test_prediction_does_not_depend_on_the_chunk(fasttext_id: FastTextIdentifier) -> None:
